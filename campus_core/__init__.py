@@ -1,0 +1,1 @@
+"""The Django project whose chat agent is observed, and its observability wiring."""

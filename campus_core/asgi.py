@@ -1,0 +1,17 @@
+"""ASGI entry point: the Django app wrapped in OpenTelemetryMiddleware.
+
+The request span is opened here, in the async context, so every coroutine below it
+(async views, streaming generators, the agent loop) sees it as current. DjangoInstrumentor
+is deliberately not used: its sync middleware loses the span across sync_to_async.
+"""
+
+import os
+
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
+
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
+from django.core.asgi import get_asgi_application  # noqa: E402
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware  # noqa: E402
+
+django_application = get_asgi_application()
+application = OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application))

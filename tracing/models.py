@@ -1,0 +1,94 @@
+"""PostgreSQL storage for agent traces: one OTelTrace per agent run, one OTelSpan per span."""
+
+from __future__ import annotations
+
+from django.contrib.postgres.fields import ArrayField
+from django.contrib.postgres.indexes import GinIndex, OpClass
+from django.db import models
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Now, Upper
+
+from campus_core.chat.models import Conversation, Message
+
+
+class OTelTrace(models.Model):
+    """One agent run. The summary columns are maintained by the exporter, never by hand.
+
+    ``id`` is the OTel trace id (128 bits, shown as 32 hex characters).
+    """
+
+    id = models.UUIDField(primary_key=True)
+    conversation = models.ForeignKey(
+        Conversation, null=True, blank=True, on_delete=models.SET_NULL, related_name="traces"
+    )
+    user_message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    ai_message = models.ForeignKey(
+        Message, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    agent_name = models.CharField(max_length=200, blank=True, db_default="")
+    query = models.TextField(blank=True, db_default="")
+    # "running" until the agent span arrives; then completed | error | max_iterations.
+    status = models.CharField(max_length=32, db_default="running")
+    model = models.CharField(max_length=200, blank=True, db_default="")
+    started_at = models.DateTimeField(null=True)
+    ended_at = models.DateTimeField(null=True)
+    total_duration_ms = models.FloatField(null=True)
+    total_input_tokens = models.BigIntegerField(db_default=0)
+    total_output_tokens = models.BigIntegerField(db_default=0)
+    iteration_count = models.IntegerField(db_default=0)
+    tool_call_count = models.IntegerField(db_default=0)
+    tools_used = ArrayField(
+        models.CharField(max_length=200), db_default=RawSQL("'{}'::varchar[]", ()), blank=True
+    )
+    span_count = models.IntegerField(db_default=0)
+    # Whether the agent span (invoke_agent / agent_run) has been stored.
+    has_root = models.BooleanField(db_default=False)
+    root_span_id = models.CharField(max_length=16, blank=True, db_default="")
+    updated_at = models.DateTimeField(auto_now=True, db_default=Now())
+
+    class Meta:
+        verbose_name = "agent trace"
+        indexes = (
+            models.Index(fields=["-started_at", "-id"], name="trace_started_idx"),
+            models.Index(fields=["status", "-started_at", "-id"], name="trace_status_idx"),
+            models.Index(fields=["model", "-started_at", "-id"], name="trace_model_idx"),
+            models.Index(fields=["total_duration_ms", "id"], name="trace_duration_idx"),
+            models.Index(fields=["conversation", "-started_at"], name="trace_conversation_idx"),
+            GinIndex(fields=["tools_used"], name="trace_tools_gin"),
+            GinIndex(
+                OpClass(Upper("query"), name="gin_trgm_ops"), name="trace_query_trgm"
+            ),
+        )
+
+    def __str__(self) -> str:
+        return f"{self.id.hex} {self.status}"
+
+
+class OTelSpan(models.Model):
+    """One span, in the standard OTel shape. ``span_id`` is unique within its trace."""
+
+    trace = models.ForeignKey(OTelTrace, on_delete=models.CASCADE, related_name="spans")
+    span_id = models.CharField(max_length=16)
+    parent_span_id = models.CharField(max_length=16, blank=True, default="")
+    name = models.CharField(max_length=500)
+    span_kind = models.CharField(max_length=16, default="INTERNAL")
+    started_at = models.DateTimeField()
+    ended_at = models.DateTimeField()
+    duration_ms = models.FloatField()
+    status_code = models.CharField(max_length=8, default="UNSET")
+    status_message = models.TextField(blank=True, default="")
+    attributes = models.JSONField(default=dict)
+    events = models.JSONField(default=list)
+    scope = models.CharField(max_length=200, blank=True, default="")
+
+    class Meta:
+        verbose_name = "agent trace span"
+        constraints = (
+            models.UniqueConstraint(fields=["trace", "span_id"], name="span_unique_in_trace"),
+        )
+        indexes = (models.Index(fields=["trace", "started_at"], name="span_trace_start_idx"),)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.span_id})"

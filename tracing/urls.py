@@ -1,0 +1,3 @@
+"""URLs of the staff trace viewer (filled by the admin viewer)."""
+
+urlpatterns: list = []
