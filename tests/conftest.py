@@ -1,3 +1,5 @@
+# >>> ENGINEERS WORKING IN PARALLEL: read /work/main/.local/PARALLEL_RULES.md before anything else
+# >>> (own DATABASE_URL per engineer for pytest, commit only your own files with explicit paths, stop by 03:00 UTC).
 """Shared fixtures: a real PostgreSQL (pytest-django), the real OTel pipeline, an offline
 LLM on loopback, and a live uvicorn server for HTTP tests."""
 
@@ -43,9 +45,14 @@ def recorded_spans() -> InMemorySpanExporter:
 @pytest.fixture(scope="session")
 def instrumented() -> bool:
     """Turn on psycopg/httpx/logging auto-instrumentation (process-wide, from here on)."""
+    from django.db import connections
+
     from tracing.instrumentation import enable_auto_instrumentation
 
-    return enable_auto_instrumentation(force=True)
+    enabled = enable_auto_instrumentation(force=True)
+    # The psycopg instrumentor wraps connections opened from now on: reopen ours.
+    connections.close_all()
+    return enabled
 
 
 @pytest.fixture
@@ -108,3 +115,4 @@ def live_server_url(django_db_setup: Any, django_db_blocker: Any) -> Iterator[st
     server.should_exit = True
     thread.join(timeout=10)
     django_db_blocker.restore()
+
