@@ -101,7 +101,9 @@ def live_server_url(django_db_setup: Any, django_db_blocker: Any) -> Iterator[st
     from campus_core.asgi import application
 
     port = _free_port()
-    config = uvicorn.Config(application, host="127.0.0.1", port=port, log_level="warning", lifespan="off")
+    config = uvicorn.Config(
+        application, host="127.0.0.1", port=port, log_level="warning", lifespan="off"
+    )
     server = uvicorn.Server(config)
     django_db_blocker.unblock()
     thread = threading.Thread(target=server.run, daemon=True, name="uvicorn-test")
@@ -115,4 +117,3 @@ def live_server_url(django_db_setup: Any, django_db_blocker: Any) -> Iterator[st
     server.should_exit = True
     thread.join(timeout=10)
     django_db_blocker.restore()
-

@@ -3,6 +3,7 @@ network outage for the exporter, with no mock of the database."""
 
 from __future__ import annotations
 
+import contextlib
 import socket
 import threading
 from pathlib import Path
@@ -17,14 +18,15 @@ class PostgresProxy:
         port = int(params.get("port") or 5432)
         if host.startswith("/"):
             self._upstream: tuple[int, object] = (
-                socket.AF_UNIX, str(Path(host) / f".s.PGSQL.{port}"),
+                socket.AF_UNIX,
+                str(Path(host) / f".s.PGSQL.{port}"),
             )
         else:
             self._upstream = (socket.AF_INET, (host, port))
         self._listener = socket.create_server(("127.0.0.1", 0))
         self.port = int(self._listener.getsockname()[1])
         params.update(host="127.0.0.1", port=str(self.port))
-        self.conninfo = psycopg.conninfo.make_conninfo(**params)
+        self.conninfo = psycopg.conninfo.make_conninfo("", **params)
         self._up = True
         self._lock = threading.Lock()
         self._open: list[socket.socket] = []
@@ -36,10 +38,8 @@ class PostgresProxy:
         with self._lock:
             self._up = False
             for sock in self._open:
-                try:
+                with contextlib.suppress(OSError):
                     sock.shutdown(socket.SHUT_RDWR)
-                except OSError:
-                    pass
                 sock.close()
             self._open.clear()
 
@@ -82,7 +82,5 @@ class PostgresProxy:
             pass
         finally:
             for sock in (src, dst):
-                try:
+                with contextlib.suppress(OSError):
                     sock.close()
-                except OSError:
-                    pass

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from collections.abc import Sequence
+from typing import Any
 
 from opentelemetry import trace
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
@@ -42,8 +43,11 @@ def agent_run_spans(
     token = enter_agent_run()
     try:
         if legacy:
-            root_attrs = {A.LEGACY_AGENT_QUERY: question, A.LEGACY_LLM_MODEL: model,
-                          A.LEGACY_AGENT_STATUS: status}
+            root_attrs: dict[str, Any] = {
+                A.LEGACY_AGENT_QUERY: question,
+                A.LEGACY_LLM_MODEL: model,
+                A.LEGACY_AGENT_STATUS: status,
+            }
             root = tracer.start_span(A.LEGACY_SPAN_AGENT_RUN, attributes=root_attrs)
         else:
             root_attrs = {
@@ -60,18 +64,30 @@ def agent_run_spans(
             iteration = tracer.start_span(f"iteration_{number}", context=root_ctx)
             it_ctx = trace.set_span_in_context(iteration)
             if legacy:
-                llm_attrs = {A.LEGACY_LLM_MODEL: model, A.LEGACY_LLM_INPUT_TOKENS: tokens_in,
-                             A.LEGACY_LLM_OUTPUT_TOKENS: tokens_out, A.LEGACY_LLM_PROVIDER: "openai"}
-                chat = tracer.start_span(A.LEGACY_SPAN_LLM_CALL, context=it_ctx, attributes=llm_attrs)
+                llm_attrs: dict[str, Any] = {
+                    A.LEGACY_LLM_MODEL: model,
+                    A.LEGACY_LLM_INPUT_TOKENS: tokens_in,
+                    A.LEGACY_LLM_OUTPUT_TOKENS: tokens_out,
+                    A.LEGACY_LLM_PROVIDER: "openai",
+                }
+                chat = tracer.start_span(
+                    A.LEGACY_SPAN_LLM_CALL, context=it_ctx, attributes=llm_attrs
+                )
             else:
-                llm_attrs = {A.GEN_AI_OPERATION_NAME: A.OP_CHAT, A.GEN_AI_REQUEST_MODEL: model,
-                             A.GEN_AI_USAGE_INPUT_TOKENS: tokens_in,
-                             A.GEN_AI_USAGE_OUTPUT_TOKENS: tokens_out,
-                             A.GEN_AI_PROVIDER_NAME: "openai"}
-                chat = tracer.start_span(f"chat {model}", context=it_ctx, kind=SpanKind.CLIENT,
-                                         attributes=llm_attrs)
+                llm_attrs = {
+                    A.GEN_AI_OPERATION_NAME: A.OP_CHAT,
+                    A.GEN_AI_REQUEST_MODEL: model,
+                    A.GEN_AI_USAGE_INPUT_TOKENS: tokens_in,
+                    A.GEN_AI_USAGE_OUTPUT_TOKENS: tokens_out,
+                    A.GEN_AI_PROVIDER_NAME: "openai",
+                }
+                chat = tracer.start_span(
+                    f"chat {model}", context=it_ctx, kind=SpanKind.CLIENT, attributes=llm_attrs
+                )
             post = tracer.start_span(
-                "POST", context=trace.set_span_in_context(chat), kind=SpanKind.CLIENT,
+                "POST",
+                context=trace.set_span_in_context(chat),
+                kind=SpanKind.CLIENT,
                 attributes={A.HTTP_REQUEST_METHOD: "POST", A.URL_FULL: "http://llm/v1/chat"},
             )
             post.end()
@@ -80,20 +96,28 @@ def agent_run_spans(
                 tool = tools[number - 1]
                 if legacy:
                     tool_span = tracer.start_span(
-                        f"{A.LEGACY_SPAN_TOOL_CALL_PREFIX}{tool}", context=it_ctx,
-                        attributes={A.LEGACY_TOOL_NAME: tool, A.LEGACY_TOOL_INPUT: '{"q": 1}',
-                                    A.LEGACY_TOOL_OUTPUT: "ok"},
+                        f"{A.LEGACY_SPAN_TOOL_CALL_PREFIX}{tool}",
+                        context=it_ctx,
+                        attributes={
+                            A.LEGACY_TOOL_NAME: tool,
+                            A.LEGACY_TOOL_INPUT: '{"q": 1}',
+                            A.LEGACY_TOOL_OUTPUT: "ok",
+                        },
                     )
                 else:
                     tool_span = tracer.start_span(
-                        f"execute_tool {tool}", context=it_ctx,
-                        attributes={A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
-                                    A.GEN_AI_TOOL_NAME: tool,
-                                    A.GEN_AI_TOOL_CALL_ARGUMENTS: '{"q": 1}',
-                                    A.GEN_AI_TOOL_CALL_RESULT: "ok"},
+                        f"execute_tool {tool}",
+                        context=it_ctx,
+                        attributes={
+                            A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
+                            A.GEN_AI_TOOL_NAME: tool,
+                            A.GEN_AI_TOOL_CALL_ARGUMENTS: '{"q": 1}',
+                            A.GEN_AI_TOOL_CALL_RESULT: "ok",
+                        },
                     )
                 select = tracer.start_span(
-                    "SELECT", context=trace.set_span_in_context(tool_span),
+                    "SELECT",
+                    context=trace.set_span_in_context(tool_span),
                     attributes={A.DB_SYSTEM: "postgresql", A.DB_STATEMENT: "SELECT 1"},
                 )
                 select.end()

@@ -23,9 +23,21 @@ from tracing.models import OTelSpan, OTelTrace
 pytestmark = pytest.mark.django_db(transaction=True)
 
 SUMMARY_FIELDS = (
-    "query", "status", "model", "total_duration_ms", "total_input_tokens",
-    "total_output_tokens", "iteration_count", "tool_call_count", "tools_used", "span_count",
-    "has_root", "root_span_id", "started_at", "ended_at", "agent_name",
+    "query",
+    "status",
+    "model",
+    "total_duration_ms",
+    "total_input_tokens",
+    "total_output_tokens",
+    "iteration_count",
+    "tool_call_count",
+    "tools_used",
+    "span_count",
+    "has_root",
+    "root_span_id",
+    "started_at",
+    "ended_at",
+    "agent_name",
 )
 
 
@@ -58,6 +70,7 @@ def test_all_at_once_summary_is_exact(db_exporter: PostgresSpanExporter) -> None
     assert got["tools_used"] == ["a_tool", "b_tool"]
     assert got["span_count"] == len(spans) == OTelSpan.objects.count()
     assert got["has_root"] and got["root_span_id"] == format(root.context.span_id, "016x")
+    assert root.end_time is not None and root.start_time is not None
     assert got["total_duration_ms"] == pytest.approx((root.end_time - root.start_time) / 1e6)
     assert db_exporter.stats.spans_written == len(spans)
 
@@ -102,11 +115,22 @@ def test_legacy_named_trace_gets_the_same_summary_as_its_genai_twin(
     legacy = agent_run_spans(legacy=True)
     db_exporter.export(genai)
     db_exporter.export(legacy)
-    fields = ("query", "status", "model", "total_input_tokens", "total_output_tokens",
-              "iteration_count", "tool_call_count", "tools_used", "span_count", "has_root")
+    fields = (
+        "query",
+        "status",
+        "model",
+        "total_input_tokens",
+        "total_output_tokens",
+        "iteration_count",
+        "tool_call_count",
+        "tools_used",
+        "span_count",
+        "has_root",
+    )
     assert summary(trace_id_of(legacy), fields) == summary(trace_id_of(genai), fields)
     assert summary(trace_id_of(legacy), ("tools_used",))["tools_used"] == [
-        "calculate", "search_knowledge"
+        "calculate",
+        "search_knowledge",
     ]
 
 
@@ -127,7 +151,10 @@ def test_untagged_spans_are_not_stored(transactional_db: None) -> None:
 def _span_with(attributes: dict[str, Any], name: str = "execute_tool weird") -> ReadableSpan:
     context = SpanContext(0xABC, 0xDEF, is_remote=False, trace_flags=TraceFlags(1))
     return ReadableSpan(
-        name=name, context=context, attributes=attributes, start_time=1_700_000_000_000_000_000,
+        name=name,
+        context=context,
+        attributes=attributes,
+        start_time=1_700_000_000_000_000_000,
         end_time=1_700_000_000_500_000_000,
     )
 
@@ -192,8 +219,11 @@ def proxy(transactional_db: None) -> Any:
 
 def test_outage_buffers_spans_and_writes_them_after_recovery(proxy: PostgresProxy) -> None:
     exporter = PostgresSpanExporter(
-        conninfo=proxy.conninfo, keep_untagged=True, retry_initial_seconds=0.05,
-        retry_max_seconds=0.2, connect_timeout_seconds=1,
+        conninfo=proxy.conninfo,
+        keep_untagged=True,
+        retry_initial_seconds=0.05,
+        retry_max_seconds=0.2,
+        connect_timeout_seconds=1,
     )
     first = agent_run_spans()
     exporter.export(first)  # healthy: written at once
@@ -223,8 +253,12 @@ def test_buffer_overflow_is_counted_and_logged(
     proxy: PostgresProxy, caplog: pytest.LogCaptureFixture
 ) -> None:
     exporter = PostgresSpanExporter(
-        conninfo=proxy.conninfo, keep_untagged=True, max_buffered_spans=5,
-        retry_initial_seconds=0.05, retry_max_seconds=0.1, connect_timeout_seconds=1,
+        conninfo=proxy.conninfo,
+        keep_untagged=True,
+        max_buffered_spans=5,
+        retry_initial_seconds=0.05,
+        retry_max_seconds=0.1,
+        connect_timeout_seconds=1,
     )
     proxy.down()
     spans = agent_run_spans()  # more than 5 spans
@@ -240,8 +274,12 @@ def test_buffer_overflow_is_counted_and_logged(
 
 def test_shutdown_during_outage_counts_what_it_could_not_write(proxy: PostgresProxy) -> None:
     exporter = PostgresSpanExporter(
-        conninfo=proxy.conninfo, keep_untagged=True, retry_initial_seconds=0.05,
-        retry_max_seconds=0.1, connect_timeout_seconds=1, shutdown_timeout_seconds=0.5,
+        conninfo=proxy.conninfo,
+        keep_untagged=True,
+        retry_initial_seconds=0.05,
+        retry_max_seconds=0.1,
+        connect_timeout_seconds=1,
+        shutdown_timeout_seconds=0.5,
     )
     proxy.down()
     spans = agent_run_spans()

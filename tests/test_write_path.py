@@ -60,11 +60,16 @@ def test_agent_run_is_persisted_as_one_complete_trace(
     assert root.name == "invoke_agent campuscore_agent"
     # The last child is the INSERT that stores the answer, made inside the agent run.
     assert [s.name for s in children(spans, root)] == [
-        "knowledge_routing", "iteration_1", "iteration_2", "INSERT",
+        "knowledge_routing",
+        "iteration_1",
+        "iteration_2",
+        "INSERT",
     ]
     iteration_1 = children(spans, root)[1]
     assert [s.name for s in children(spans, iteration_1)] == [
-        "token_management", "chat campus-test-model", "execute_tool search_knowledge",
+        "token_management",
+        "chat campus-test-model",
+        "execute_tool search_knowledge",
     ]
     _, chat, tool = children(spans, iteration_1)
     [post] = children(spans, chat)
@@ -145,8 +150,10 @@ def test_completed_tool_failure_and_exception_are_recorded_on_the_tool_span(
             return 200, completion(request, content="done")
         return 200, completion(
             request,
-            tool_calls=[("calculate", {"expression": "import os"}),
-                        ("calculate", {"expression": "1 / 0"})],
+            tool_calls=[
+                ("calculate", {"expression": "import os"}),
+                ("calculate", {"expression": "1 / 0"}),
+            ],
         )
 
     final = run_turn("break the calculator", offline_llm(policy))[-1]
@@ -162,7 +169,9 @@ def test_completed_tool_failure_and_exception_are_recorded_on_the_tool_span(
     assert trace.tool_call_count == 2
 
 
-def test_second_turn_continues_the_conversation(offline_llm: Any, flush: Callable[[], None]) -> None:
+def test_second_turn_continues_the_conversation(
+    offline_llm: Any, flush: Callable[[], None]
+) -> None:
     seed_documents()
     provider = offline_llm()
     first = run_turn("What is the FAFSA priority deadline?", provider)[-1]
@@ -171,7 +180,8 @@ def test_second_turn_continues_the_conversation(offline_llm: Any, flush: Callabl
     flush()
     traces = OTelTrace.objects.filter(conversation=conversation).order_by("started_at")
     assert [t.query for t in traces] == [
-        "What is the FAFSA priority deadline?", "How do I get a transcript?",
+        "What is the FAFSA priority deadline?",
+        "How do I get a transcript?",
     ]
     assert second["trace_id"] != first["trace_id"]
     assert conversation.messages.count() == 4
@@ -194,7 +204,9 @@ def test_chat_endpoint_streams_events_and_persists_the_trace(
     client = _staff_session(live_server_url)
     csrf = client.cookies["csrftoken"]
     with client.stream(
-        "POST", "/get_chatbot_response/", json={"message": "What is 6 * 7?"},
+        "POST",
+        "/get_chatbot_response/",
+        json={"message": "What is 6 * 7?"},
         headers={"X-CSRFToken": csrf},
     ) as response:
         assert response.status_code == 200
@@ -202,7 +214,7 @@ def test_chat_endpoint_streams_events_and_persists_the_trace(
         import json
 
         events = [json.loads(line) for line in response.iter_lines() if line]
-    assert [e["type"] for e in events][0] == "start"
+    assert next(e["type"] for e in events) == "start"
     final = events[-1]
     assert final["type"] == "final" and "42" in final["content"]
     assert response.headers["x-trace-id"] == final["trace_id"]
@@ -218,18 +230,24 @@ def test_chat_endpoint_rejects_bad_input_and_anonymous_callers(live_server_url: 
     anonymous = httpx.Client(base_url=live_server_url)
     anonymous.get("/admin/login/")
     refused = anonymous.post(
-        "/get_chatbot_response/", json={"message": "hi"},
+        "/get_chatbot_response/",
+        json={"message": "hi"},
         headers={"X-CSRFToken": anonymous.cookies["csrftoken"]},
     )
     assert refused.status_code == 401
     client = _staff_session(live_server_url)
     headers = {"X-CSRFToken": client.cookies["csrftoken"]}
-    assert client.post("/get_chatbot_response/", json={"message": "  "}, headers=headers).status_code == 400
+    assert (
+        client.post("/get_chatbot_response/", json={"message": "  "}, headers=headers).status_code
+        == 400
+    )
     missing = client.post(
         "/get_chatbot_response/", json={"message": "hi", "conversation_id": 999999}, headers=headers
     )
     assert missing.status_code == 404
-    assert client.post("/get_chatbot_response/", json={"message": "hi"}).status_code == 403  # no CSRF
+    assert (
+        client.post("/get_chatbot_response/", json={"message": "hi"}).status_code == 403
+    )  # no CSRF
     assert Message.objects.count() == 0 and OTelTrace.objects.count() == 0
 
 

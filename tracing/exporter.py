@@ -19,6 +19,7 @@ What it guarantees:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -246,9 +247,12 @@ class TraceDelta:
             self.tool_calls += 1
             if facts.tool_name:
                 self.tools.add(facts.tool_name[:200])
-        elif facts.category is SpanCategory.LLM and facts.model:
-            if self.llm_model_started_at is None or row.started_at < self.llm_model_started_at:
-                self.llm_model, self.llm_model_started_at = facts.model[:200], row.started_at
+        elif (
+            facts.category is SpanCategory.LLM
+            and facts.model
+            and (self.llm_model_started_at is None or row.started_at < self.llm_model_started_at)
+        ):
+            self.llm_model, self.llm_model_started_at = facts.model[:200], row.started_at
         if row.root is not None and (
             self.root is None or row.root.started_at < self.root.started_at
         ):
@@ -617,10 +621,8 @@ class PostgresSpanExporter(SpanExporter):
     def _close_locked(self) -> None:
         conn, self._conn = self._conn, None
         if conn is not None:
-            try:
+            with contextlib.suppress(Exception):
                 conn.close()
-            except Exception:
-                pass
 
     def _write(self, rows: list[SpanRow]) -> None:
         with suppress_instrumentation():

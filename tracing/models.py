@@ -57,9 +57,7 @@ class OTelTrace(models.Model):
             models.Index(fields=["total_duration_ms", "id"], name="trace_duration_idx"),
             models.Index(fields=["conversation", "-started_at"], name="trace_conversation_idx"),
             GinIndex(fields=["tools_used"], name="trace_tools_gin"),
-            GinIndex(
-                OpClass(Upper("query"), name="gin_trgm_ops"), name="trace_query_trgm"
-            ),
+            GinIndex(OpClass(Upper("query"), name="gin_trgm_ops"), name="trace_query_trgm"),
         )
 
     def __str__(self) -> str:

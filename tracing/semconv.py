@@ -13,13 +13,13 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
-from enum import Enum
+from enum import StrEnum
 from typing import Any
 
 from tracing import attributes as A
 
 
-class SpanCategory(str, Enum):
+class SpanCategory(StrEnum):
     AGENT = "agent"
     ITERATION = "iteration"
     LLM = "llm"
@@ -32,7 +32,7 @@ class SpanCategory(str, Enum):
     OTHER = "other"
 
 
-class NamingGeneration(str, Enum):
+class NamingGeneration(StrEnum):
     """How an attribute map is presented: as stored, or translated into one generation."""
 
     RAW = "raw"
@@ -40,7 +40,7 @@ class NamingGeneration(str, Enum):
     LEGACY = "legacy"
 
 
-class Concept(str, Enum):
+class Concept(StrEnum):
     MODEL = "model"
     PROVIDER = "provider"
     INPUT_TOKENS = "input_tokens"
@@ -161,14 +161,18 @@ def _name_suffix(name: str, prefix: str) -> str | None:
 def classify(name: str, attributes: Mapping[str, Any], span_kind: str = "") -> SpanCategory:
     """What a span is, from its name, GenAI operation and standard attributes."""
     op = attributes.get(A.GEN_AI_OPERATION_NAME)
-    if op == A.OP_INVOKE_AGENT or name == A.LEGACY_SPAN_AGENT_RUN or (
-        name.split(" ", 1)[0] == A.SPAN_INVOKE_AGENT_PREFIX
+    if (
+        op == A.OP_INVOKE_AGENT
+        or name == A.LEGACY_SPAN_AGENT_RUN
+        or (name.split(" ", 1)[0] == A.SPAN_INVOKE_AGENT_PREFIX)
     ):
         return SpanCategory.AGENT
     if name.startswith(A.SPAN_ITERATION_PREFIX):
         return SpanCategory.ITERATION
-    if op == A.OP_EXECUTE_TOOL or name.startswith(A.LEGACY_SPAN_TOOL_CALL_PREFIX) or (
-        name.split(" ", 1)[0] == A.SPAN_EXECUTE_TOOL_PREFIX
+    if (
+        op == A.OP_EXECUTE_TOOL
+        or name.startswith(A.LEGACY_SPAN_TOOL_CALL_PREFIX)
+        or (name.split(" ", 1)[0] == A.SPAN_EXECUTE_TOOL_PREFIX)
     ):
         return SpanCategory.TOOL
     if op in (A.OP_CHAT, "text_completion", "generate_content") or (

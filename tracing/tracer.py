@@ -64,8 +64,10 @@ def init_tracing() -> TracerProvider | None:
 
 def _install_extra_consumers(provider: TracerProvider) -> None:
     """Other consumers of the same spans (Sentry), when configured."""
+    import importlib
+
     try:
-        from campus_core.observability import sentry_setup
+        sentry_setup = importlib.import_module("campus_core.observability.sentry_setup")
     except ImportError:  # pragma: no cover - the module ships with the project
         return
     setup = getattr(sentry_setup, "attach_to_tracer_provider", None)

@@ -189,7 +189,12 @@ class AgentCore:
                 json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": answer}]}]),
             )
             logger.info("agent run finished", extra={"status": totals.status})
-            yield {"type": "final", "status": totals.status, "content": answer, "trace_id": trace_id}
+            yield {
+                "type": "final",
+                "status": totals.status,
+                "content": answer,
+                "trace_id": trace_id,
+            }
         except Exception as exc:
             totals.status = "error"
             root.record_exception(exc)
@@ -266,9 +271,7 @@ class AgentCore:
                     A.GEN_AI_RESPONSE_FINISH_REASONS: [response.finish_reason],
                     A.GEN_AI_USAGE_INPUT_TOKENS: response.input_tokens,
                     A.GEN_AI_USAGE_OUTPUT_TOKENS: response.output_tokens,
-                    A.GEN_AI_OUTPUT_MESSAGES: json.dumps(
-                        [_assistant_tool_message(response)]
-                    ),
+                    A.GEN_AI_OUTPUT_MESSAGES: json.dumps([_assistant_tool_message(response)]),
                 }
             )
             return response
@@ -306,9 +309,7 @@ class AgentCore:
                 logger.warning("tool %s raised %s", call.name, exc)
                 span.record_exception(exc)
                 span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
-                result = ToolResult(
-                    success=False, output={"error": f"{type(exc).__name__}: {exc}"}
-                )
+                result = ToolResult(success=False, output={"error": f"{type(exc).__name__}: {exc}"})
             span.set_attributes(
                 {A.TOOL_SUCCESS: result.success, A.GEN_AI_TOOL_CALL_RESULT: result.as_text()}
             )

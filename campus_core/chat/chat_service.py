@@ -7,7 +7,7 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.contrib.auth.models import AnonymousUser, User
 
 from campus_core.chat.agent_core import AgentCore
 from campus_core.chat.llm import LLMProvider
@@ -27,7 +27,7 @@ class ChatService:
         self._agent = agent
 
     async def get_conversation(
-        self, conversation_id: int | None, user: AbstractBaseUser | AnonymousUser | None
+        self, conversation_id: int | None, user: User | AnonymousUser | None
     ) -> Conversation:
         if conversation_id is None:
             owner = user if user is not None and user.is_authenticated else None

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Any
 
 from django.db import connection, transaction
 
@@ -112,7 +113,7 @@ def search(query: str, folders: list[str] | None = None, limit: int = 3) -> list
         "plainto_tsquery('english', %s)::text, '&', '|'), '')::tsquery AS tsq) AS q "
         "WHERE search_vector @@ q.tsq"
     )
-    params: list[object] = [query]
+    params: list[Any] = [query]
     if folders:
         sql += " AND folder = ANY(%s)"
         params.append(folders)

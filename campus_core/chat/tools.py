@@ -40,7 +40,9 @@ class Tool:
         return self.spec.name
 
 
-def retrieve(query: str, folders: list[str] | None = None, limit: int = 3) -> list[knowledge.SearchHit]:
+def retrieve(
+    query: str, folders: list[str] | None = None, limit: int = 3
+) -> list[knowledge.SearchHit]:
     """Retrieval with its golden-signal metrics (duration, requests, results, empties, errors)."""
     started = time.perf_counter()
     metrics.increment("retrieval.request_count")

@@ -6,7 +6,8 @@ import json
 from collections.abc import AsyncIterator
 from typing import Any
 
-from django.http import HttpRequest, HttpResponse, JsonResponse, StreamingHttpResponse
+from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
+from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_POST
 from opentelemetry import trace
 
@@ -20,7 +21,7 @@ def _bad_request(message: str, status: int = 400) -> JsonResponse:
 
 
 @require_POST
-async def get_chatbot_response(request: HttpRequest) -> HttpResponse:
+async def get_chatbot_response(request: HttpRequest) -> HttpResponseBase:
     user = await request.auser()
     if not user.is_authenticated:
         return _bad_request("authentication required", status=401)

@@ -67,9 +67,7 @@ def completion(
 def campus_policy(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     """Search (or calculate) first, then answer from what the tools returned."""
     messages = request.get("messages", [])
-    question = next(
-        (str(m["content"]) for m in reversed(messages) if m.get("role") == "user"), ""
-    )
+    question = next((str(m["content"]) for m in reversed(messages) if m.get("role") == "user"), "")
     last = messages[-1] if messages else {}
     if last.get("role") == "tool":
         results = [m["content"] for m in messages if m.get("role") == "tool"]
@@ -91,7 +89,7 @@ def _answer_from(results: list[str]) -> str:
             return f"The tool said: {raw}"
         if isinstance(data, dict) and data.get("results"):
             best = data["results"][0]
-            return f"According to \"{best['title']}\": {best['content']}"
+            return f'According to "{best["title"]}": {best["content"]}'
         if isinstance(data, dict) and "value" in data:
             return f"The result is {data['value']}."
         if isinstance(data, dict) and data.get("error"):
