@@ -1,3 +1,10 @@
-"""URLs of the GraphQL endpoint (filled by the read path)."""
+"""URLs of the GraphQL endpoint."""
 
-urlpatterns: list = []
+from django.urls import path
+
+from graphql_api.schema import schema
+from graphql_api.views import GraphQLView
+
+urlpatterns = [
+    path("graphql/", GraphQLView.as_view(schema=schema), name="graphql"),
+]

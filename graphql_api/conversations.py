@@ -1,0 +1,67 @@
+"""``Conversation`` and ``Message`` types, ``conversations`` and ``conversation(id)``."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+import strawberry
+import strawberry_django
+from django.db.models import QuerySet
+from strawberry import Info
+from strawberry_django.relay import DjangoCursorConnection
+
+from campus_core.chat.models import Conversation, Message
+from graphql_api.permissions import staff_only
+from graphql_api.traces import BoundedPageMixin, TraceConnection, parse_int_id
+
+
+@strawberry_django.type(Message, name="Message", description="One chat message.")
+class MessageType:
+    id: strawberry.ID
+    role: str = strawberry_django.field(description="user | assistant")
+    content: str
+    created_at: datetime
+
+
+@strawberry_django.type(
+    Conversation, name="Conversation", description="A chat conversation and its agent runs."
+)
+class ConversationType:
+    id: strawberry.ID
+    title: str
+    created_at: datetime
+    messages: list[MessageType] = strawberry_django.field(description="Ordered by time.")
+    traces: TraceConnection = strawberry_django.connection(
+        description="The agent runs of this conversation, newest first."
+    )
+
+    @classmethod
+    def get_queryset(
+        cls, queryset: QuerySet[Conversation], info: Info, **kwargs: Any
+    ) -> QuerySet[Conversation]:
+        return queryset.order_by("-created_at", "-id")
+
+    @classmethod
+    def resolve_id_attr(cls) -> str:
+        # See TraceType.resolve_id_attr: needed by the root connection resolver.
+        return "id"
+
+
+@strawberry.type(name="ConversationConnection", description="A page of conversations.")
+class ConversationConnection(BoundedPageMixin, DjangoCursorConnection[ConversationType]):  # type: ignore[type-var]
+    pass
+
+
+@strawberry.type
+class Query:
+    conversations: ConversationConnection = strawberry_django.connection(
+        description="Conversations, newest first; keyset-paginated.",
+        extensions=staff_only(),
+    )
+
+    @strawberry_django.field(
+        description="One conversation by id; null when unknown.", extensions=staff_only()
+    )
+    def conversation(self, id: strawberry.ID) -> ConversationType | None:
+        return Conversation.objects.filter(pk=parse_int_id(str(id), "conversation"))  # type: ignore[return-value]

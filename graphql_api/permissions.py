@@ -1,0 +1,87 @@
+"""Who may query: staff users, by session or by API token.
+
+Two layers. The view (``authenticate``) refuses anonymous and non-staff callers with an
+HTTP 401/403 before any GraphQL runs, and enforces CSRF on session POSTs. Every root field
+also carries ``STAFF_ONLY`` (strawberry-django's ``IsStaff``, raising rather than returning
+null), so the schema stays closed when executed outside the view.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from asgiref.sync import sync_to_async
+from django.contrib.auth.models import AnonymousUser
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import CsrfViewMiddleware
+from django.utils import timezone
+from strawberry.extensions.field_extension import FieldExtension
+from strawberry_django.permissions import IsStaff
+
+from graphql_api.models import ApiToken, digest
+
+MSG_STAFF_ONLY = "Staff only: sign in as a staff user or send an API token."
+MSG_NOT_STAFF = "Permission denied: the GraphQL API is for staff users only."
+MSG_BAD_TOKEN = "Invalid or revoked API token."
+MSG_BAD_AUTH_HEADER = "Malformed Authorization header: expected 'Bearer <token>'."
+
+
+def staff_only() -> list[FieldExtension]:
+    """The permission extension of every root field."""
+    return [IsStaff(message=MSG_NOT_STAFF, fail_silently=False)]
+
+
+def _error(status: int, message: str, **headers: str) -> HttpResponse:
+    response = HttpResponse(
+        json.dumps({"errors": [{"message": message}]}),
+        status=status,
+        content_type="application/json",
+    )
+    for name, value in headers.items():
+        response[name] = value
+    return response
+
+
+def _token_user(secret: str) -> Any:
+    token = (
+        ApiToken.objects.active().select_related("user").filter(key_digest=digest(secret)).first()
+    )
+    if token is None or not token.user.is_active or not token.user.is_staff:
+        return None
+    ApiToken.objects.filter(pk=token.pk).update(last_used_at=timezone.now())
+    return token.user
+
+
+def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
+    def ok(_request: HttpRequest) -> HttpResponse:  # never called: only the check runs
+        return HttpResponse()
+
+    return CsrfViewMiddleware(ok).process_view(request, ok, (), {})
+
+
+async def authenticate(request: HttpRequest) -> HttpResponse | None:
+    """None when the caller may query (``request.user`` then set), else the refusal."""
+    header = request.headers.get("Authorization", "")
+    if header:
+        scheme, _, secret = header.partition(" ")
+        if scheme.lower() != "bearer" or not secret.strip():
+            return _error(401, MSG_BAD_AUTH_HEADER, **{"WWW-Authenticate": "Bearer"})
+        token_user = await sync_to_async(_token_user)(secret.strip())
+        if token_user is None:
+            return _error(401, MSG_BAD_TOKEN, **{"WWW-Authenticate": "Bearer"})
+        request.user = token_user
+        # A bearer token is not an ambient credential: cross-site forgery cannot send it.
+        request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
+        return None
+
+    session_user: Any = await request.auser()
+    if session_user is None or isinstance(session_user, AnonymousUser):
+        return _error(401, MSG_STAFF_ONLY, **{"WWW-Authenticate": "Bearer"})
+    if not session_user.is_active or not session_user.is_staff:
+        return _error(403, MSG_NOT_STAFF)
+    if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
+        failure = _csrf_failure(request)
+        if failure is not None:
+            return _error(403, "CSRF verification failed: send the X-CSRFToken header.")
+    return None

@@ -1,0 +1,33 @@
+"""The GraphQL schema: one root merging the per-concept Query types, with the optimizer
+and the request limits (depth, aliases, tokens).
+
+Export with ``python manage.py export_schema graphql_api.schema --path schema.graphql``.
+"""
+
+from __future__ import annotations
+
+import strawberry
+from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from strawberry.schema.config import StrawberryConfig
+from strawberry.tools import merge_types
+from strawberry_django.optimizer import DjangoOptimizerExtension
+
+from graphql_api import conversations, spans, stats, traces
+
+# Deep enough for trace → spans → children → children → genAi, and for introspection.
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+MAX_TOKENS = 2000
+
+Query = merge_types("Query", (traces.Query, spans.Query, conversations.Query, stats.Query))
+
+schema = strawberry.Schema(
+    query=Query,
+    config=StrawberryConfig(relay_max_results=traces.MAX_PAGE_SIZE),
+    extensions=[
+        DjangoOptimizerExtension,
+        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
+        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
+        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+    ],
+)

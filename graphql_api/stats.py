@@ -1,0 +1,215 @@
+"""Dashboard aggregates: ``traceStats(filters)`` and ``filterOptions``.
+
+Every number is computed by PostgreSQL (``tracing.selectors``): percentiles with
+``percentile_cont``, tools with ``unnest``, time buckets with ``date_trunc`` joined to
+``generate_series``. Each requested part is one query; the headline numbers share one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import datetime
+from typing import Annotated, Any, NewType
+
+import strawberry
+from asgiref.sync import sync_to_async
+from django.db.models import QuerySet
+from django.utils import timezone
+from strawberry import Info
+from strawberry_django.filters import apply as apply_filters
+
+from graphql_api.permissions import staff_only
+from graphql_api.traces import BadArgument, TraceFilter
+from tracing import selectors
+from tracing.models import OTelTrace
+
+BigInt = strawberry.scalar(
+    NewType("BigInt", int),
+    name="BigInt",
+    description="An integer that may exceed 32 bits (token sums), serialized as a JSON number.",
+    serialize=int,
+    parse_value=int,
+)
+
+TimeBucketSize = strawberry.enum(selectors.Bucket, name="TimeBucketSize")
+
+
+@strawberry.type(description="Duration percentiles of whole agent runs, in milliseconds.")
+class DurationPercentiles:
+    p50: float | None
+    p95: float | None
+    p99: float | None
+
+
+@strawberry.type(name="StatsGroup", description="Aggregates of the runs sharing one key.")
+class StatsGroup:
+    key: str
+    count: int
+    errors: int
+    p50_duration_ms: float | None
+    p95_duration_ms: float | None
+    input_tokens: BigInt  # type: ignore[valid-type]
+    output_tokens: BigInt  # type: ignore[valid-type]
+
+    @strawberry.field(description="errors / count (0 when count is 0).")
+    def error_rate(self) -> float:
+        return self.errors / self.count if self.count else 0.0
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> StatsGroup:
+        return cls(
+            key=row["key"],
+            count=row["count"],
+            errors=row["errors"],
+            p50_duration_ms=row["p50"],
+            p95_duration_ms=row["p95"],
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+        )
+
+
+@strawberry.type(description="Aggregates of the runs started in [start, start + bucket).")
+class TimeBucket:
+    start: datetime
+    count: int
+    errors: int
+    p95_duration_ms: float | None
+    input_tokens: BigInt  # type: ignore[valid-type]
+    output_tokens: BigInt  # type: ignore[valid-type]
+
+
+@strawberry.type(
+    name="TraceStats",
+    description="Aggregates over the agent runs matching the filters.",
+)
+class TraceStats:
+    traces: strawberry.Private[QuerySet[OTelTrace]]
+    filters: strawberry.Private[TraceFilter | None]
+    _summary: strawberry.Private[asyncio.Future[dict[str, Any]] | None] = None
+
+    async def summary(self) -> dict[str, Any]:
+        # Several fields share one aggregate query.
+        if self._summary is None:
+            self._summary = asyncio.ensure_future(
+                sync_to_async(selectors.trace_summary)(self.traces)
+            )
+        return await self._summary
+
+    @strawberry.field
+    async def count(self) -> int:
+        return int((await self.summary())["count"])
+
+    @strawberry.field(description="Runs whose status is error.")
+    async def errors(self) -> int:
+        return int((await self.summary())["errors"])
+
+    @strawberry.field(description="errors / count (0 when there are no runs).")
+    async def error_rate(self) -> float:
+        row = await self.summary()
+        return row["errors"] / row["count"] if row["count"] else 0.0
+
+    @strawberry.field(description="Percentiles of the whole-run duration.")
+    async def duration_ms(self) -> DurationPercentiles:
+        row = await self.summary()
+        return DurationPercentiles(p50=row["p50"], p95=row["p95"], p99=row["p99"])
+
+    @strawberry.field
+    async def input_tokens(self) -> BigInt:  # type: ignore[valid-type]
+        return (await self.summary())["input_tokens"]
+
+    @strawberry.field
+    async def output_tokens(self) -> BigInt:  # type: ignore[valid-type]
+        return (await self.summary())["output_tokens"]
+
+    @strawberry.field(description="Per model, most frequent first.")
+    async def by_model(self) -> list[StatsGroup]:
+        rows = await sync_to_async(selectors.breakdown_by_model)(self.traces)
+        return [StatsGroup.of(row) for row in rows]
+
+    @strawberry.field(description="Per status, most frequent first.")
+    async def by_status(self) -> list[StatsGroup]:
+        rows = await sync_to_async(selectors.breakdown_by_status)(self.traces)
+        return [StatsGroup.of(row) for row in rows]
+
+    @strawberry.field(
+        description="Per tool: the runs in which any span called it (a run counts once per tool)."
+    )
+    async def by_tool(self) -> list[StatsGroup]:
+        rows = await sync_to_async(selectors.breakdown_by_tool)(self.traces)
+        return [StatsGroup.of(row) for row in rows]
+
+    @strawberry.field(
+        description=(
+            "Runs per time bucket over [from, to), every bucket present. `from`/`to` default "
+            "to the filter's startedAfter/startedBefore, else to now and 60 buckets back. "
+            f"At most {selectors.MAX_BUCKETS} buckets."
+        )
+    )
+    async def time_series(
+        self,
+        bucket: TimeBucketSize,  # type: ignore[valid-type]
+        from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
+        to: datetime | None = None,
+    ) -> list[TimeBucket]:
+        size = selectors.Bucket(bucket)
+        end = to or _given(self.filters, "started_before") or timezone.now()
+        start = from_ or _given(self.filters, "started_after") or end - size.width * 60
+        if start >= end:
+            raise BadArgument(f"from ({start.isoformat()}) must be before to ({end.isoformat()}).")
+        if (end - start) / size.width > selectors.MAX_BUCKETS:
+            raise BadArgument(
+                f"The range holds more than {selectors.MAX_BUCKETS} {size.value} buckets; "
+                "use a larger bucket or a shorter range."
+            )
+        rows = await sync_to_async(selectors.time_series)(self.traces, size, start, end)
+        return [
+            TimeBucket(
+                start=row["start"],
+                count=row["count"],
+                errors=row["errors"],
+                p95_duration_ms=row["p95"],
+                input_tokens=row["input_tokens"],
+                output_tokens=row["output_tokens"],
+            )
+            for row in rows
+        ]
+
+
+def _given(obj: object, name: str) -> Any:
+    value = getattr(obj, name, None) if obj is not None else None
+    return None if value is strawberry.UNSET else value
+
+
+@strawberry.type(description="Distinct values for the filter dropdowns.")
+class FilterOptions:
+    @strawberry.field
+    async def statuses(self) -> list[str]:
+        return await sync_to_async(selectors.distinct_statuses)()
+
+    @strawberry.field
+    async def models(self) -> list[str]:
+        return await sync_to_async(selectors.distinct_models)()
+
+    @strawberry.field
+    async def tools(self) -> list[str]:
+        return await sync_to_async(selectors.distinct_tools)()
+
+
+def _filtered(filters: TraceFilter | None, info: Info) -> QuerySet[OTelTrace]:
+    return apply_filters(filters, OTelTrace.objects.all(), info)
+
+
+@strawberry.type
+class Query:
+    @strawberry.field(
+        description="Aggregates over the runs matching the filters (all runs without filters).",
+        extensions=staff_only(),
+    )
+    async def trace_stats(self, info: Info, filters: TraceFilter | None = None) -> TraceStats:
+        # Building the queryset validates the filters; it runs no query.
+        traces = _filtered(filters, info)
+        return TraceStats(traces=traces, filters=filters)
+
+    @strawberry.field(description="Distinct statuses, models and tools.", extensions=staff_only())
+    def filter_options(self) -> FilterOptions:
+        return FilterOptions()

@@ -1,0 +1,299 @@
+"""The ``Trace`` type, its filter and ordering inputs, and ``traces`` / ``trace(id)``.
+
+Lists are keyset-paginated by strawberry-django's ``DjangoCursorConnection`` (the cursor
+carries the ordering values, never an offset); the optimizer turns nested
+``conversation`` / ``userMessage`` / ``aiMessage`` into joins; spans and root spans come
+from the per-request loaders. A page therefore costs the same number of queries whatever
+its size.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import TYPE_CHECKING, Annotated, Any
+
+import strawberry
+import strawberry_django
+from django.db.models import F, OrderBy, Q, QuerySet
+from strawberry import Info, Parent
+from strawberry_django.relay import DjangoCursorConnection
+
+from graphql_api.context import loaders
+from graphql_api.permissions import staff_only
+from graphql_api.spans import SpanType
+from tracing import selectors
+from tracing.models import OTelTrace
+
+if TYPE_CHECKING:
+    from graphql_api.conversations import ConversationType, MessageType
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 200
+
+
+class BadArgument(ValueError):
+    """A client error in the arguments: reported as a GraphQL error, nothing is queried."""
+
+
+def parse_trace_id(value: str) -> Any:
+    uid = selectors.parse_trace_id(value)
+    if uid is None:
+        raise BadArgument(f"Invalid trace id {value!r}: expected 32 hexadecimal characters.")
+    return uid
+
+
+def parse_int_id(value: str, what: str) -> int:
+    try:
+        number = int(str(value))
+    except ValueError:
+        raise BadArgument(f"Invalid {what} id {value!r}: expected an integer.") from None
+    if number <= 0:
+        raise BadArgument(f"Invalid {what} id {value!r}: expected a positive integer.")
+    return number
+
+
+@strawberry_django.filter_type(
+    OTelTrace,
+    name="TraceFilter",
+    description="Filters on agent runs; every filter given must hold (they combine with AND).",
+)
+class TraceFilter:
+    @strawberry_django.filter_field(
+        description="Any of these agent-run statuses (completed, error, max_iterations, running)."
+    )
+    def status(self, value: list[str], prefix: str) -> Q:
+        return Q(**{f"{prefix}status__in": value})
+
+    @strawberry_django.filter_field(description="Any of these models (the run's first LLM model).")
+    def model(self, value: list[str], prefix: str) -> Q:
+        return Q(**{f"{prefix}model__in": value})
+
+    @strawberry_django.filter_field(
+        description="Whole agent run (trace) lasted at least this many milliseconds."
+    )
+    def min_duration_ms(self, value: float, prefix: str) -> Q:
+        return Q(**{f"{prefix}total_duration_ms__gte": value})
+
+    @strawberry_django.filter_field(
+        description="Whole agent run (trace) lasted at most this many milliseconds."
+    )
+    def max_duration_ms(self, value: float, prefix: str) -> Q:
+        return Q(**{f"{prefix}total_duration_ms__lte": value})
+
+    @strawberry_django.filter_field(
+        description=(
+            "Runs in which any span called this tool (exact tool name; matched against "
+            "the trace's toolsUsed array)."
+        )
+    )
+    def tool_used(self, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}tools_used__contains": [value]})
+
+    @strawberry_django.filter_field(description="Runs started at or after this instant.")
+    def started_after(self, value: datetime, prefix: str) -> Q:
+        return Q(**{f"{prefix}started_at__gte": value})
+
+    @strawberry_django.filter_field(description="Runs started strictly before this instant.")
+    def started_before(self, value: datetime, prefix: str) -> Q:
+        return Q(**{f"{prefix}started_at__lt": value})
+
+    @strawberry_django.filter_field(description="Runs of this conversation.")
+    def conversation_id(self, value: strawberry.ID, prefix: str) -> Q:
+        return Q(**{f"{prefix}conversation_id": parse_int_id(value, "conversation")})
+
+    @strawberry_django.filter_field(
+        description="Case-insensitive substring of the user's query text."
+    )
+    def search(self, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}query__icontains": value})
+
+    @strawberry_django.filter_field
+    def filter(self, info: Info, queryset: QuerySet, prefix: str) -> tuple[QuerySet, Q]:
+        self.validate()
+        return strawberry_django.process_filters(
+            self,  # type: ignore[arg-type]
+            queryset,
+            info,
+            prefix,
+            skip_object_filter_method=True,
+        )
+
+    def validate(self) -> None:
+        """Arguments that cannot describe any trace are errors, not empty pages."""
+        lo, hi = _given(self, "min_duration_ms"), _given(self, "max_duration_ms")
+        for name, value in (("minDurationMs", lo), ("maxDurationMs", hi)):
+            if value is not None and (value < 0 or value != value):
+                raise BadArgument(f"{name} must be a non-negative number, got {value}.")
+        if lo is not None and hi is not None and lo > hi:
+            raise BadArgument(f"minDurationMs ({lo}) is greater than maxDurationMs ({hi}).")
+        after, before = _given(self, "started_after"), _given(self, "started_before")
+        if after is not None and before is not None and after >= before:
+            raise BadArgument(
+                f"startedAfter ({after.isoformat()}) must be before "
+                f"startedBefore ({before.isoformat()})."
+            )
+        search = _given(self, "search")
+        if search is not None and not search.strip():
+            raise BadArgument("search must not be empty.")
+
+
+def _given(obj: object, name: str) -> Any:
+    value = getattr(obj, name, None)
+    return None if value is strawberry.UNSET else value
+
+
+@strawberry_django.order_type(
+    OTelTrace,
+    name="TraceOrder",
+    description="One ordering key per item; later items break ties. Ties end on trace id.",
+)
+class TraceOrder:
+    started_at: strawberry_django.Ordering | None = strawberry_django.order_field(
+        description="Start of the run."
+    )
+    total_duration_ms: strawberry_django.Ordering | None = strawberry_django.order_field(
+        description="Duration of the whole run."
+    )
+    total_input_tokens: strawberry_django.Ordering | None = strawberry_django.order_field()
+    total_output_tokens: strawberry_django.Ordering | None = strawberry_django.order_field()
+
+    @strawberry_django.order_field(description="Input plus output tokens of the run.")
+    def total_tokens(self, value: strawberry_django.Ordering, prefix: str) -> list[OrderBy]:
+        total = F(f"{prefix}total_input_tokens") + F(f"{prefix}total_output_tokens")
+        nulls = {"nulls_first": True} if "NULLS_FIRST" in value.name else {}
+        if "NULLS_LAST" in value.name:
+            nulls = {"nulls_last": True}
+        return [total.asc(**nulls) if value.name.startswith("ASC") else total.desc(**nulls)]
+
+
+@strawberry_django.type(
+    OTelTrace,
+    name="Trace",
+    description="One agent run, recorded as one OpenTelemetry trace.",
+    filters=TraceFilter,
+    ordering=TraceOrder,
+)
+class TraceType:
+    @strawberry_django.field(description="OTel trace id, 32 hex characters.", only=["id"])
+    def id(self, root: Parent[OTelTrace]) -> strawberry.ID:
+        return strawberry.ID(root.id.hex)
+
+    agent_name: str
+    query: str = strawberry_django.field(description="The user's question.")
+    status: str = strawberry_django.field(
+        description="completed | error | max_iterations, or running until the agent span arrives."
+    )
+    model: str = strawberry_django.field(description="The model of the run ('' when none).")
+    started_at: datetime | None
+    ended_at: datetime | None
+    total_duration_ms: float | None = strawberry_django.field(
+        description="Duration of the whole agent run (the agent span), in milliseconds."
+    )
+    total_input_tokens: int
+    total_output_tokens: int
+    iteration_count: int
+    tool_call_count: int
+    tools_used: list[str] = strawberry_django.field(
+        description="Distinct names of the tools any span of the run called."
+    )
+    span_count: int
+    conversation: Annotated[ConversationType, strawberry.lazy("graphql_api.conversations")] | None
+    user_message: Annotated[MessageType, strawberry.lazy("graphql_api.conversations")] | None
+    ai_message: Annotated[MessageType, strawberry.lazy("graphql_api.conversations")] | None
+
+    @strawberry_django.field(
+        description=(
+            "The agent span (invoke_agent / agent_run); when it is missing, the first span "
+            "whose parent never arrived."
+        ),
+        only=["id", "root_span_id"],
+    )
+    async def root_span(self, root: Parent[OTelTrace], info: Info) -> SpanType | None:
+        return await loaders(info).root_span.load((root.id, root.root_span_id))  # type: ignore[return-value]
+
+    @classmethod
+    def get_queryset(
+        cls, queryset: QuerySet[OTelTrace], info: Info, **kwargs: Any
+    ) -> QuerySet[OTelTrace]:
+        return ordered_traces(queryset)
+
+    @classmethod
+    def resolve_id_attr(cls) -> str:
+        # strawberry-django's root connection resolver asks the type for its id column
+        # (a relay.Node method). Trace ids are OTel ids, not relay global ids, so the
+        # type answers that one question without becoming a Node.
+        return "id"
+
+    @strawberry_django.field(
+        description="Every span of the run, flat, ordered by start (with depth and offsetMs).",
+        only=["id"],
+    )
+    async def spans(self, root: Parent[OTelTrace], info: Info) -> list[SpanType]:
+        tree = await loaders(info).span_tree.load(root.id)
+        return tree.spans  # type: ignore[return-value]
+
+
+def page_window(first: int | None, last: int | None) -> tuple[int | None, int | None]:
+    """Checked page sizes; a missing page size means the default page, never the whole table."""
+    for name, value in (("first", first), ("last", last)):
+        if value is not None and value < 0:
+            raise BadArgument(f"Argument '{name}' must be a non-negative integer, got {value}.")
+        if value is not None and value > MAX_PAGE_SIZE:
+            raise BadArgument(
+                f"Argument '{name}' cannot be higher than {MAX_PAGE_SIZE} (got {value}); "
+                "page through the results with 'after'."
+            )
+    if first is None and last is None:
+        first = DEFAULT_PAGE_SIZE
+    return first, last
+
+
+class BoundedPageMixin:
+    """Put before ``DjangoCursorConnection``: its keyset pagination, with a default and a
+    maximum page size."""
+
+    @classmethod
+    def resolve_connection(  # type: ignore[override]
+        cls,
+        nodes: Any,
+        *,
+        info: Info,
+        first: int | None = None,
+        last: int | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        first, last = page_window(first, last)
+        return super().resolve_connection(  # type: ignore[misc]
+            nodes, info=info, first=first, last=last, **kwargs
+        )
+
+
+@strawberry.type(name="TraceConnection", description="A page of traces.")
+class TraceConnection(BoundedPageMixin, DjangoCursorConnection[TraceType]):  # type: ignore[type-var]
+    pass
+
+
+def ordered_traces(queryset: QuerySet[OTelTrace]) -> QuerySet[OTelTrace]:
+    # The default order is the trace_started_idx index's; an ``ordering`` argument replaces it.
+    return queryset.order_by("-started_at", "-id")
+
+
+@strawberry.type
+class Query:
+    traces: TraceConnection = strawberry_django.connection(
+        description=(
+            "Agent runs, newest first unless ordered otherwise; keyset-paginated "
+            f"({DEFAULT_PAGE_SIZE} by default, at most {MAX_PAGE_SIZE} per page)."
+        ),
+        extensions=staff_only(),
+    )
+
+    @strawberry_django.field(
+        description=(
+            "One agent run by OTel trace id (32 hex characters); null when unknown, an "
+            "error when malformed."
+        ),
+        extensions=staff_only(),
+    )
+    def trace(self, id: strawberry.ID) -> TraceType | None:
+        return OTelTrace.objects.filter(pk=parse_trace_id(str(id)))  # type: ignore[return-value]

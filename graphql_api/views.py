@@ -1,0 +1,49 @@
+"""The ``/graphql/`` endpoint: strawberry's AsyncGraphQLView behind ``authenticate``.
+
+GraphiQL is served to staff who open the URL in a browser; anonymous browsers are sent to
+the admin login first.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.conf import settings
+from django.contrib.auth.views import redirect_to_login
+from django.http import HttpRequest, HttpResponse, HttpResponseBase
+from django.middleware.csrf import get_token
+from django.utils.decorators import method_decorator
+from django.views.decorators.csrf import csrf_exempt
+from strawberry.django.views import AsyncGraphQLView
+
+from graphql_api.context import Context, build_context
+from graphql_api.permissions import authenticate
+
+
+def _wants_html(request: HttpRequest) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("Accept", "")
+
+
+# CSRF is checked by ``authenticate`` for session callers only (token callers are exempt).
+@method_decorator(csrf_exempt, name="dispatch")
+class GraphQLView(AsyncGraphQLView[Context, None]):
+    async def dispatch(  # type: ignore[override]
+        self, request: HttpRequest, *args: Any, **kwargs: Any
+    ) -> HttpResponseBase:
+        refusal = await authenticate(request)
+        if refusal is not None:
+            if (
+                refusal.status_code == 401
+                and _wants_html(request)
+                and not request.headers.get("Authorization")
+            ):
+                return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
+            return refusal
+        return await super().dispatch(request, *args, **kwargs)
+
+    async def get_context(self, request: HttpRequest, response: HttpResponse) -> Context:  # type: ignore[override]
+        return build_context(request, response)
+
+    async def render_graphql_ide(self, request: HttpRequest) -> HttpResponse:
+        get_token(request)  # sets the csrftoken cookie GraphiQL sends back as X-CSRFToken
+        return await super().render_graphql_ide(request)

@@ -1,0 +1,337 @@
+"""Test support for the GraphQL read path: traces written by the REAL pipeline (OTel SDK
+spans → ``PostgresSpanExporter``), and a helper that executes the schema as a given user.
+
+Spans are emitted with explicit timestamps so durations, offsets and orderings are known
+exactly. Three naming generations are represented: current GenAI, the earlier (Sentry-era)
+GenAI keys, and this product's legacy names.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from django.contrib.auth import get_user_model
+from django.test import RequestFactory
+from opentelemetry import trace
+from opentelemetry.sdk.trace import TracerProvider
+from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.trace import Span, SpanKind, Status, StatusCode
+
+from campus_core.chat.models import Conversation, Message
+from graphql_api.context import build_context
+from graphql_api.schema import schema
+from tracing import attributes as A
+from tracing.exporter import PostgresSpanExporter
+
+T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+
+def ns(at: datetime) -> int:
+    return int(at.timestamp() * 1_000_000) * 1000
+
+
+class SpanWriter:
+    """Emits real SDK spans with chosen timestamps into the real exporter."""
+
+    def __init__(self, exporter: PostgresSpanExporter) -> None:
+        self.provider = TracerProvider()
+        self.provider.add_span_processor(SimpleSpanProcessor(exporter))
+        self.tracer = self.provider.get_tracer("tests.graphql")
+        self.exporter = exporter
+
+    def span(
+        self,
+        name: str,
+        start: datetime,
+        duration_ms: float,
+        parent: Span | None = None,
+        attributes: dict[str, Any] | None = None,
+        error: str | None = None,
+        kind: SpanKind = SpanKind.INTERNAL,
+        events: list[tuple[str, dict[str, Any]]] = (),  # type: ignore[assignment]
+    ) -> Span:
+        context = trace.set_span_in_context(parent) if parent is not None else None
+        span = self.tracer.start_span(
+            name, context=context, kind=kind, attributes=attributes or {}, start_time=ns(start)
+        )
+        for event_name, event_attributes in events:
+            span.add_event(event_name, event_attributes, timestamp=ns(start))
+        if error is not None:
+            span.set_status(Status(StatusCode.ERROR, error))
+        return span
+
+    @staticmethod
+    def end(span: Span, start: datetime, duration_ms: float) -> None:
+        span.end(end_time=ns(start + timedelta(milliseconds=duration_ms)))
+
+    def shutdown(self) -> None:
+        self.provider.shutdown()
+
+
+@dataclass
+class Built:
+    """What a dataset contains, for assertions: trace id (hex) by label."""
+
+    ids: dict[str, str] = field(default_factory=dict)
+    conversations: dict[str, int] = field(default_factory=dict)
+    messages: dict[str, int] = field(default_factory=dict)
+
+
+def _at(offset_ms: float, base: datetime) -> datetime:
+    return base + timedelta(milliseconds=offset_ms)
+
+
+def genai_run(
+    w: SpanWriter,
+    *,
+    started: datetime,
+    query: str,
+    model: str,
+    duration_ms: float,
+    tools: list[str],
+    status: str = "completed",
+    conversation: Conversation | None = None,
+    user_message: Message | None = None,
+    ai_message: Message | None = None,
+    provider_key: str = A.GEN_AI_PROVIDER_NAME,
+    prompt_key: str = A.GEN_AI_INPUT_MESSAGES,
+    tool_input_key: str = A.GEN_AI_TOOL_CALL_ARGUMENTS,
+    tool_output_key: str = A.GEN_AI_TOOL_CALL_RESULT,
+    input_tokens: int = 120,
+    output_tokens: int = 30,
+) -> str:
+    """One agent run in the current GenAI names (or the earlier ones via the *_key args):
+    invoke_agent → iteration_1 → chat + execute_tool per tool (+ a db child)."""
+    prompt: Any = (
+        json.dumps([{"role": "user", "parts": [{"type": "text", "content": query}]}])
+        if prompt_key == A.GEN_AI_INPUT_MESSAGES
+        else query
+    )
+    attrs: dict[str, Any] = {
+        A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT,
+        A.GEN_AI_AGENT_NAME: "campuscore_agent",
+        provider_key: "offline",
+        A.GEN_AI_REQUEST_MODEL: model,
+        prompt_key: prompt,
+        A.AGENT_STATUS: status,
+    }
+    if conversation is not None:
+        attrs[A.GEN_AI_CONVERSATION_ID] = str(conversation.pk)
+    if user_message is not None:
+        attrs[A.USER_MESSAGE_ID] = user_message.pk
+    if ai_message is not None:
+        attrs[A.AI_MESSAGE_ID] = ai_message.pk
+    root = w.span(
+        "invoke_agent campuscore_agent",
+        started,
+        duration_ms,
+        attributes=attrs,
+        error="agent failed" if status == "error" else None,
+    )
+    iteration = w.span("iteration_1", _at(10, started), duration_ms - 20, parent=root)
+    chat = w.span(
+        f"chat {model}",
+        _at(20, started),
+        100,
+        parent=iteration,
+        kind=SpanKind.CLIENT,
+        attributes={
+            A.GEN_AI_OPERATION_NAME: A.OP_CHAT,
+            provider_key: "offline",
+            A.GEN_AI_REQUEST_MODEL: model,
+            A.GEN_AI_USAGE_INPUT_TOKENS: input_tokens,
+            A.GEN_AI_USAGE_OUTPUT_TOKENS: output_tokens,
+            A.GEN_AI_RESPONSE_FINISH_REASONS: ["tool_calls" if tools else "stop"],
+        },
+        events=[("gen_ai.choice", {"index": 0})],
+    )
+    w.end(chat, _at(20, started), 100)
+    offset = 130.0
+    for tool in tools:
+        call = w.span(
+            f"execute_tool {tool}",
+            _at(offset, started),
+            50,
+            parent=iteration,
+            attributes={
+                A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
+                A.GEN_AI_TOOL_NAME: tool,
+                tool_input_key: json.dumps({"q": query}),
+                tool_output_key: "result text",
+                A.TOOL_SUCCESS: True,
+            },
+        )
+        db = w.span(
+            "SELECT campus",
+            _at(offset + 10, started),
+            20,
+            parent=call,
+            kind=SpanKind.CLIENT,
+            attributes={A.DB_SYSTEM: "postgresql", A.DB_STATEMENT: "SELECT 1"},
+        )
+        w.end(db, _at(offset + 10, started), 20)
+        w.end(call, _at(offset, started), 50)
+        offset += 60
+    w.end(iteration, _at(10, started), duration_ms - 20)
+    w.end(root, started, duration_ms)
+    return format(root.get_span_context().trace_id, "032x")
+
+
+def legacy_run(
+    w: SpanWriter, *, started: datetime, query: str, model: str, duration_ms: float, tool: str
+) -> str:
+    """One agent run in this product's legacy names only."""
+    root = w.span(
+        "agent_run",
+        started,
+        duration_ms,
+        attributes={A.LEGACY_AGENT_QUERY: query, A.LEGACY_AGENT_STATUS: "completed"},
+    )
+    llm = w.span(
+        "llm_call",
+        _at(5, started),
+        200,
+        parent=root,
+        attributes={
+            A.LEGACY_LLM_MODEL: model,
+            A.LEGACY_LLM_PROVIDER: "legacy-vendor",
+            A.LEGACY_LLM_INPUT_TOKENS: 77,
+            A.LEGACY_LLM_OUTPUT_TOKENS: 11,
+        },
+    )
+    w.end(llm, _at(5, started), 200)
+    call = w.span(
+        f"tool_call.{tool}",
+        _at(210, started),
+        40,
+        parent=root,
+        attributes={
+            A.LEGACY_TOOL_NAME: tool,
+            A.LEGACY_TOOL_INPUT: '{"course": "CS101"}',
+            A.LEGACY_TOOL_OUTPUT: "CS101: Mondays",
+            A.LEGACY_TOOL_SUCCESS: "true",
+        },
+    )
+    w.end(call, _at(210, started), 40)
+    w.end(root, started, duration_ms)
+    return format(root.get_span_context().trace_id, "032x")
+
+
+def orphan_run(w: SpanWriter, *, started: datetime) -> str:
+    """A run whose agent span never arrived: its children name a parent that is not stored."""
+    ghost = w.tracer.start_span("invoke_agent ghost", start_time=ns(started))
+    # Never ended, so never exported: its children are orphans.
+    context = trace.set_span_in_context(ghost)
+    chat = w.tracer.start_span(
+        "chat ghost-model",
+        context=context,
+        attributes={A.GEN_AI_OPERATION_NAME: A.OP_CHAT, A.GEN_AI_REQUEST_MODEL: "ghost-model"},
+        start_time=ns(_at(5, started)),
+    )
+    chat.end(end_time=ns(_at(105, started)))
+    return format(ghost.get_span_context().trace_id, "032x")
+
+
+def build_dataset(exporter: PostgresSpanExporter) -> Built:
+    """Six runs across naming generations, statuses, models, tools and a conversation."""
+    built = Built()
+    staff = get_user_model().objects.create_user("dataset-owner", password="x")
+    conv = Conversation.objects.create(user=staff, title="Library hours")
+    question = Message.objects.create(
+        conversation=conv, role="user", content="When does the library open?"
+    )
+    answer = Message.objects.create(conversation=conv, role="assistant", content="At 8.")
+    built.conversations["library"] = conv.pk
+    built.messages["question"] = question.pk
+    built.messages["answer"] = answer.pk
+    w = SpanWriter(exporter)
+    built.ids["library"] = genai_run(
+        w,
+        started=T0,
+        query="When does the library open?",
+        model="gpt-4o",
+        duration_ms=1200,
+        tools=["search_documents"],
+        conversation=conv,
+        user_message=question,
+        ai_message=answer,
+    )
+    built.ids["failed"] = genai_run(
+        w,
+        started=T0 + timedelta(hours=1),
+        query="Book a room in the Engineering building",
+        model="claude-3-5-sonnet",
+        duration_ms=5000,
+        tools=["get_hours", "search_documents"],
+        status="error",
+        conversation=conv,
+        input_tokens=400,
+        output_tokens=90,
+    )
+    built.ids["loop"] = genai_run(
+        w,
+        started=T0 + timedelta(hours=2),
+        query="Tell me everything about parking",
+        model="gpt-4o-mini",
+        duration_ms=300,
+        tools=[],
+        status="max_iterations",
+        input_tokens=50,
+        output_tokens=5,
+    )
+    built.ids["earlier"] = genai_run(
+        w,
+        started=T0 + timedelta(hours=3),
+        query="Where is the cafeteria?",
+        model="gpt-4o",
+        duration_ms=800,
+        tools=["campus_map"],
+        provider_key=A.GEN_AI_SYSTEM,
+        prompt_key=A.GEN_AI_PROMPT,
+        tool_input_key=A.GEN_AI_TOOL_INPUT,
+        tool_output_key=A.GEN_AI_TOOL_OUTPUT,
+    )
+    built.ids["legacy"] = legacy_run(
+        w,
+        started=T0 + timedelta(hours=4),
+        query="Legacy question about CS101 schedule",
+        model="legacy-model-1",
+        duration_ms=600,
+        tool="lookup_course",
+    )
+    built.ids["orphan"] = orphan_run(w, started=T0 + timedelta(hours=5))
+    w.shutdown()
+    return built
+
+
+def unsaved_user(*, is_staff: bool = True) -> Any:
+    """A user object for schema-level tests (no row needed: permissions read attributes)."""
+    return get_user_model()(username="staff" if is_staff else "someone", is_staff=is_staff)
+
+
+async def execute(query: str, variables: dict[str, Any] | None = None, user: Any = None) -> Any:
+    """Run a GraphQL document against the schema as ``user`` (default: a staff user)."""
+    request = RequestFactory().post("/graphql/")
+    request.user = user if user is not None else unsaved_user()
+    return await schema.execute(
+        query, variable_values=variables, context_value=build_context(request)
+    )
+
+
+@contextmanager
+def written(exporter: PostgresSpanExporter) -> Iterator[SpanWriter]:
+    w = SpanWriter(exporter)
+    try:
+        yield w
+    finally:
+        w.shutdown()
+
+
+def uid(hex_id: str) -> uuid.UUID:
+    return uuid.UUID(hex=hex_id)

@@ -1,0 +1,449 @@
+"""Read-side queries over stored traces, shared by the GraphQL API and the admin viewer.
+
+Everything here reads; nothing writes. Each function runs a fixed number of SQL statements
+whatever the number of traces or spans involved: span trees are assembled in Python from
+one query, statistics are aggregated by PostgreSQL.
+
+What a span *is* (agent, llm, tool, ...) is decided by ``tracing.semconv`` only.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from enum import StrEnum
+from typing import Any
+
+from django.contrib.postgres.fields import ArrayField
+from django.db import connection
+from django.db.models import (
+    Aggregate,
+    Count,
+    Exists,
+    FloatField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Sum,
+)
+
+from tracing import attributes as A
+from tracing import semconv
+from tracing.models import OTelSpan, OTelTrace
+from tracing.semconv import SpanCategory
+
+# The agent-run statuses the exporter writes (tracing.semconv.agent_status).
+STATUS_ERROR = "error"
+
+
+# --- trace ids -------------------------------------------------------------------------------
+
+
+def parse_trace_id(value: str) -> uuid.UUID | None:
+    """An OTel trace id (32 hex characters, dashes tolerated) as the stored UUID, else None."""
+    text = value.strip().lower().replace("-", "")
+    if len(text) != 32 or any(c not in "0123456789abcdef" for c in text):
+        return None
+    return uuid.UUID(hex=text)
+
+
+def is_span_id(value: str) -> bool:
+    text = value.strip().lower()
+    return len(text) == 16 and all(c in "0123456789abcdef" for c in text)
+
+
+# --- span trees ------------------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class SpanNode:
+    """One span placed in its trace: what the waterfall needs beside the stored row."""
+
+    span: OTelSpan
+    category: SpanCategory
+    depth: int = 0
+    offset_ms: float = 0.0
+    self_duration_ms: float = 0.0
+    parent: OTelSpan | None = None
+    children: list[OTelSpan] = field(default_factory=list)
+
+    @property
+    def is_orphan(self) -> bool:
+        """The span names a parent that was never stored."""
+        return bool(self.span.parent_span_id) and self.parent is None
+
+
+def _covered_ms(
+    start: datetime, end: datetime, intervals: Iterable[tuple[datetime, datetime]]
+) -> float:
+    """Milliseconds of [start, end] covered by the union of ``intervals`` (clipped)."""
+    clipped = sorted((max(s, start), min(e, end)) for s, e in intervals if e > start and s < end)
+    total = timedelta(0)
+    cur_start: datetime | None = None
+    cur_end: datetime | None = None
+    for s, e in clipped:
+        if cur_end is None or s > cur_end:
+            if cur_start is not None and cur_end is not None:
+                total += cur_end - cur_start
+            cur_start, cur_end = s, e
+        elif e > cur_end:
+            cur_end = e
+    if cur_start is not None and cur_end is not None:
+        total += cur_end - cur_start
+    return total.total_seconds() * 1000.0
+
+
+class SpanTree:
+    """A trace's spans as a tree: depth, offset from trace start, parent, children and
+    self time (duration minus the union of the children's intervals, so overlapping
+    concurrent children are not subtracted twice).
+
+    Spans whose parent never arrived (orphans) and spans caught in a parent cycle are
+    treated as roots, so every span appears exactly once.
+    """
+
+    def __init__(self, spans: Sequence[OTelSpan]) -> None:
+        self.spans: list[OTelSpan] = sorted(spans, key=lambda s: (s.started_at, s.span_id))
+        self._nodes: dict[str, SpanNode] = {
+            s.span_id: SpanNode(s, semconv.classify(s.name, s.attributes, s.span_kind))
+            for s in self.spans
+        }
+        self.started_at: datetime | None = self.spans[0].started_at if self.spans else None
+        for node in self._nodes.values():
+            parent = self._nodes.get(node.span.parent_span_id)
+            if parent is not None and parent is not node:
+                node.parent = parent.span
+                parent.children.append(node.span)
+        self._place()
+
+    def _place(self) -> None:
+        placed: set[str] = set()
+
+        def walk(start: OTelSpan) -> None:
+            stack = [(start, 0)]
+            while stack:
+                span, depth = stack.pop()
+                if span.span_id in placed:
+                    continue
+                placed.add(span.span_id)
+                node = self._nodes[span.span_id]
+                node.depth = depth
+                stack.extend((child, depth + 1) for child in reversed(node.children))
+
+        for span in self.spans:
+            if self._nodes[span.span_id].parent is None:
+                walk(span)
+        # Whatever the walk from the roots could not reach sits in a parent cycle: cut it
+        # at its earliest span.
+        for span in self.spans:
+            if span.span_id not in placed:
+                node = self._nodes[span.span_id]
+                if node.parent is not None:
+                    self._nodes[node.parent.span_id].children.remove(span)
+                    node.parent = None
+                walk(span)
+        for node in self._nodes.values():
+            span = node.span
+            node.offset_ms = (
+                (span.started_at - self.started_at).total_seconds() * 1000.0
+                if self.started_at is not None
+                else 0.0
+            )
+            covered = _covered_ms(
+                span.started_at, span.ended_at, ((c.started_at, c.ended_at) for c in node.children)
+            )
+            node.self_duration_ms = max(span.duration_ms - covered, 0.0)
+
+    def root(self, root_span_id: str = "") -> OTelSpan | None:
+        return pick_root(self.spans, root_span_id, self._nodes)
+
+    def node(self, span_id: str) -> SpanNode | None:
+        return self._nodes.get(span_id)
+
+    def get(self, span_id: str) -> OTelSpan | None:
+        node = self._nodes.get(span_id)
+        return node.span if node is not None else None
+
+
+def pick_root(
+    spans: Sequence[OTelSpan], root_span_id: str, nodes: dict[str, SpanNode] | None = None
+) -> OTelSpan | None:
+    """The span a trace hangs from: the agent span the exporter recorded, else the first
+    agent-category span, else the first span whose parent is missing (an orphan or a true
+    root), else the first span. ``spans`` must be ordered by start."""
+    if not spans:
+        return None
+    if root_span_id:
+        for span in spans:
+            if span.span_id == root_span_id:
+                return span
+    for span in spans:
+        category = (
+            nodes[span.span_id].category
+            if nodes is not None
+            else semconv.classify(span.name, span.attributes, span.span_kind)
+        )
+        if category is SpanCategory.AGENT:
+            return span
+    present = {s.span_id for s in spans}
+    for span in spans:
+        if span.parent_span_id not in present:
+            return span
+    return spans[0]
+
+
+def spans_by_trace(trace_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[OTelSpan]]:
+    """Every span of each trace, ordered by start: ONE query for all the traces."""
+    out: dict[uuid.UUID, list[OTelSpan]] = {trace_id: [] for trace_id in trace_ids}
+    if not trace_ids:
+        return out
+    for span in OTelSpan.objects.filter(trace_id__in=list(out)).order_by(
+        "trace_id", "started_at", "span_id"
+    ):
+        out[span.trace_id].append(span)
+    return out
+
+
+def root_spans(traces: Sequence[tuple[uuid.UUID, str]]) -> dict[uuid.UUID, OTelSpan | None]:
+    """The root span of each ``(trace_id, root_span_id)``, in at most two queries, without
+    reading whole traces: the recorded agent span first; for traces without one, only the
+    candidates (parentless or orphan spans, and spans named like an agent run) are read
+    and ``pick_root`` decides among them."""
+    found: dict[uuid.UUID, OTelSpan | None] = {trace_id: None for trace_id, _ in traces}
+    recorded = [(t, s) for t, s in traces if s]
+    if recorded:
+        q = Q()
+        for trace_id, span_id in recorded:
+            q |= Q(trace_id=trace_id, span_id=span_id)
+        for span in OTelSpan.objects.filter(q):
+            found[span.trace_id] = span
+    missing = [trace_id for trace_id, span in found.items() if span is None]
+    if missing:
+        parent_present = OTelSpan.objects.filter(
+            trace_id=OuterRef("trace_id"), span_id=OuterRef("parent_span_id")
+        )
+        candidates = OTelSpan.objects.filter(trace_id__in=missing).filter(
+            Q(parent_span_id="")
+            | ~Exists(parent_present)
+            | Q(name=A.LEGACY_SPAN_AGENT_RUN)
+            | Q(name__startswith=A.SPAN_INVOKE_AGENT_PREFIX)
+            | Q(attributes__contains={A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT})
+        )
+        grouped: dict[uuid.UUID, list[OTelSpan]] = {trace_id: [] for trace_id in missing}
+        for span in candidates.order_by("trace_id", "started_at", "span_id"):
+            grouped[span.trace_id].append(span)
+        for trace_id, spans in grouped.items():
+            # Candidates only: a span whose parent is among them is not an orphan here.
+            found[trace_id] = pick_root(spans, "") if spans else None
+    return found
+
+
+# --- statistics ----------------------------------------------------------------------------
+
+
+class PercentilesCont(Aggregate):
+    """``percentile_cont(ARRAY[...]) WITHIN GROUP (ORDER BY expr)``: several continuous
+    percentiles of one expression in one pass."""
+
+    function = "percentile_cont"
+    template = "%(function)s(%(fractions)s) WITHIN GROUP (ORDER BY %(expressions)s)"
+    output_field = ArrayField(FloatField())
+
+    def __init__(self, expression: Any, fractions: Sequence[float], **extra: Any) -> None:
+        array = "ARRAY[" + ",".join(f"{float(f)!r}::float8" for f in fractions) + "]"
+        super().__init__(expression, fractions=array, **extra)
+
+
+PERCENTILES = (0.5, 0.95, 0.99)
+
+
+def _error_count() -> Count:
+    return Count("id", filter=Q(status=STATUS_ERROR))
+
+
+def trace_summary(traces: QuerySet[OTelTrace]) -> dict[str, Any]:
+    """Count, errors, duration percentiles and token sums of ``traces``: one query."""
+    row = traces.order_by().aggregate(
+        count=Count("id"),
+        errors=_error_count(),
+        durations=PercentilesCont("total_duration_ms", PERCENTILES),
+        input_tokens=Sum("total_input_tokens"),
+        output_tokens=Sum("total_output_tokens"),
+    )
+    durations = row["durations"] or [None] * len(PERCENTILES)
+    return {
+        "count": row["count"] or 0,
+        "errors": row["errors"] or 0,
+        "p50": durations[0],
+        "p95": durations[1],
+        "p99": durations[2],
+        "input_tokens": row["input_tokens"] or 0,
+        "output_tokens": row["output_tokens"] or 0,
+    }
+
+
+def _group_rows(traces: QuerySet[OTelTrace], key: str) -> list[dict[str, Any]]:
+    rows = (
+        traces.order_by()
+        .values(key)
+        .annotate(
+            count=Count("id"),
+            errors=_error_count(),
+            durations=PercentilesCont("total_duration_ms", (0.5, 0.95)),
+            input_tokens=Sum("total_input_tokens"),
+            output_tokens=Sum("total_output_tokens"),
+        )
+        .order_by("-count", key)
+    )
+    return [_breakdown(row[key], row) for row in rows]
+
+
+def _breakdown(key: Any, row: dict[str, Any]) -> dict[str, Any]:
+    durations = row["durations"] or [None, None]
+    return {
+        "key": key,
+        "count": row["count"] or 0,
+        "errors": row["errors"] or 0,
+        "p50": durations[0],
+        "p95": durations[1],
+        "input_tokens": row["input_tokens"] or 0,
+        "output_tokens": row["output_tokens"] or 0,
+    }
+
+
+def breakdown_by_model(traces: QuerySet[OTelTrace]) -> list[dict[str, Any]]:
+    return _group_rows(traces, "model")
+
+
+def breakdown_by_status(traces: QuerySet[OTelTrace]) -> list[dict[str, Any]]:
+    return _group_rows(traces, "status")
+
+
+def _sql_of(traces: QuerySet[OTelTrace], *columns: str) -> tuple[str, tuple[Any, ...]]:
+    sql, params = traces.order_by().values(*columns).query.sql_with_params()
+    return sql, tuple(params)
+
+
+def breakdown_by_tool(traces: QuerySet[OTelTrace]) -> list[dict[str, Any]]:
+    """Per tool (unnest of ``tools_used``): the traces that called it. One query."""
+    inner, params = _sql_of(
+        traces,
+        "id",
+        "status",
+        "total_duration_ms",
+        "total_input_tokens",
+        "total_output_tokens",
+        "tools_used",
+    )
+    sql = f"""
+        SELECT u.tool, count(*), count(*) FILTER (WHERE t.status = %s),
+               percentile_cont(ARRAY[0.5, 0.95]::float8[])
+                   WITHIN GROUP (ORDER BY t.total_duration_ms),
+               sum(t.total_input_tokens), sum(t.total_output_tokens)
+        FROM ({inner}) AS t CROSS JOIN LATERAL unnest(t.tools_used) AS u(tool)
+        GROUP BY u.tool ORDER BY count(*) DESC, u.tool
+    """
+    with connection.cursor() as cursor:
+        cursor.execute(sql, (*params, STATUS_ERROR))
+        rows = cursor.fetchall()
+    return [
+        _breakdown(
+            tool,
+            {
+                "count": count,
+                "errors": errors,
+                "durations": durations,
+                "input_tokens": tokens_in,
+                "output_tokens": tokens_out,
+            },
+        )
+        for tool, count, errors, durations, tokens_in, tokens_out in rows
+    ]
+
+
+class Bucket(StrEnum):
+    MINUTE = "minute"
+    HOUR = "hour"
+    DAY = "day"
+
+    @property
+    def width(self) -> timedelta:
+        return {
+            "minute": timedelta(minutes=1),
+            "hour": timedelta(hours=1),
+            "day": timedelta(days=1),
+        }[self.value]
+
+
+MAX_BUCKETS = 2000
+
+
+def time_series(
+    traces: QuerySet[OTelTrace], bucket: Bucket, start: datetime, end: datetime
+) -> list[dict[str, Any]]:
+    """Count, errors, p95 duration and tokens per bucket over [start, end), every bucket
+    present (empty ones as zeros): aggregated by ``date_trunc``, joined to
+    ``generate_series``. One query. The caller bounds the number of buckets."""
+    inner, params = _sql_of(
+        traces.filter(started_at__gte=start, started_at__lt=end),
+        "started_at",
+        "status",
+        "total_duration_ms",
+        "total_input_tokens",
+        "total_output_tokens",
+    )
+    sql = f"""
+        WITH agg AS (
+            SELECT date_trunc(%s, t.started_at) AS bucket, count(*) AS n,
+                   count(*) FILTER (WHERE t.status = %s) AS errors,
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY t.total_duration_ms) AS p95,
+                   sum(t.total_input_tokens) AS tokens_in, sum(t.total_output_tokens) AS tokens_out
+            FROM ({inner}) AS t GROUP BY 1
+        )
+        SELECT b.bucket, coalesce(agg.n, 0), coalesce(agg.errors, 0), agg.p95,
+               coalesce(agg.tokens_in, 0), coalesce(agg.tokens_out, 0)
+        FROM generate_series(date_trunc(%s, %s::timestamptz),
+                             %s::timestamptz - interval '1 microsecond', %s::interval) AS b(bucket)
+        LEFT JOIN agg ON agg.bucket = b.bucket
+        ORDER BY b.bucket
+    """
+    unit = bucket.value
+    with connection.cursor() as cursor:
+        params_all: list[Any] = [unit, STATUS_ERROR, *params, unit, start, end, bucket.width]
+        cursor.execute(sql, params_all)
+        rows = cursor.fetchall()
+    return [
+        {
+            "start": start_at,
+            "count": count,
+            "errors": errors,
+            "p95": p95,
+            "input_tokens": tokens_in,
+            "output_tokens": tokens_out,
+        }
+        for start_at, count, errors, p95, tokens_in, tokens_out in rows
+    ]
+
+
+def distinct_statuses() -> list[str]:
+    return list(OTelTrace.objects.order_by("status").values_list("status", flat=True).distinct())
+
+
+def distinct_models() -> list[str]:
+    return list(
+        OTelTrace.objects.exclude(model="")
+        .order_by("model")
+        .values_list("model", flat=True)
+        .distinct()
+    )
+
+
+def distinct_tools() -> list[str]:
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT DISTINCT u.tool FROM tracing_oteltrace t "
+            "CROSS JOIN LATERAL unnest(t.tools_used) AS u(tool) ORDER BY 1"
+        )
+        return [row[0] for row in cursor.fetchall()]
