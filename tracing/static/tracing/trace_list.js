@@ -1,0 +1,289 @@
+// The trace list: filters and sort order (kept in the URL), the table, cursor pagination.
+
+import {
+  fetchConversation, fetchFilterOptions, fetchTracePage, urlFor, viewerConfig,
+} from "./api.js";
+import {
+  clear, formatDuration, formatNumber, formatTime, h, showError, statusBadge,
+} from "./dom.js";
+
+const PAGE_SIZE = 50;
+const MAX_PAGE_SIZE = 200;
+// URL parameter → TraceFilter field. The names are the same on purpose: a filtered URL
+// reads like the GraphQL query it runs.
+const FILTER_FIELDS = [
+  "search", "status", "model", "toolUsed", "minDurationMs",
+  "startedAfter", "startedBefore", "conversationId",
+];
+// Filters the API takes as "any of these": the URL may repeat them (?status=a&status=b).
+const LIST_FILTERS = new Set(["status", "model"]);
+const SELECTS = { status: "statuses", model: "models", toolUsed: "tools" };
+const ORDER_FIELDS = new Set(["startedAt", "totalDurationMs", "totalTokens"]);
+const DEFAULT_ORDER = "-startedAt";
+// Parameters that belong to one page of one result set, dropped when the query changes.
+const PAGE_PARAMS = ["after", "before"];
+const LIST_URL_KEY = "agentTraces.listUrl";
+
+const root = document.querySelector('[data-viewer="list"]');
+const form = root.querySelector("form.trace-filters");
+const table = root.querySelector("#trace-list");
+const tbody = table.querySelector("tbody");
+const summary = root.querySelector(".trace-list-summary");
+const pager = root.querySelector(".trace-list-pager");
+const config = viewerConfig();
+let loadSeq = 0;
+
+function params() {
+  return new URLSearchParams(window.location.search);
+}
+
+// datetime-local values are read as UTC (see formatTime).
+function utcIso(local) {
+  const withSeconds = /T\d\d:\d\d$/.test(local) ? `${local}:00` : local;
+  const date = new Date(`${withSeconds}Z`);
+  return Number.isNaN(date.getTime()) ? null : date.toISOString();
+}
+
+// The TraceFilter for the current URL; a value the API would reject is reported here,
+// in words, rather than sent.
+function filtersFromUrl(search) {
+  const filters = {};
+  const problems = [];
+  for (const name of FILTER_FIELDS) {
+    if (LIST_FILTERS.has(name)) {
+      const values = search.getAll(name).map((v) => v.trim()).filter(Boolean);
+      if (values.length) filters[name] = values;
+      continue;
+    }
+    const raw = (search.get(name) || "").trim();
+    if (!raw) continue;
+    if (name === "minDurationMs") {
+      const value = Number(raw);
+      if (Number.isFinite(value) && value >= 0) filters[name] = value;
+      else problems.push(`Minimum duration must be a number of milliseconds, not "${raw}".`);
+    } else if (name === "startedAfter" || name === "startedBefore") {
+      const iso = utcIso(raw);
+      if (iso) filters[name] = iso;
+      else problems.push(`"${raw}" is not a date and time.`);
+    } else if (name === "conversationId") {
+      if (/^\d+$/.test(raw)) filters[name] = raw;
+      else problems.push(`Conversation id must be a number, not "${raw}".`);
+    } else {
+      filters[name] = raw;
+    }
+  }
+  return { filters, problems };
+}
+
+function orderFromUrl(search) {
+  const raw = search.get("order") || DEFAULT_ORDER;
+  const field = raw.replace(/^-/, "");
+  if (!ORDER_FIELDS.has(field)) return { key: DEFAULT_ORDER, ordering: [{ startedAt: "DESC" }] };
+  const descending = raw.startsWith("-");
+  // Nulls (a run still in flight has no duration) go last in either direction.
+  const direction = descending ? "DESC_NULLS_LAST" : "ASC_NULLS_LAST";
+  const ordering = [{ [field]: direction }];
+  if (field !== "startedAt") ordering.push({ startedAt: "DESC" });
+  return { key: raw, ordering };
+}
+
+function ensureOption(select, value) {
+  // Keep a shared URL's choice visible even if the options do not (yet) list it.
+  if (value && ![...select.options].some((o) => o.value === value)) {
+    select.appendChild(h("option", { value }, value));
+  }
+}
+
+function fillForm(search) {
+  for (const name of FILTER_FIELDS) {
+    const field = form.elements.namedItem(name);
+    if (!field) continue;
+    const value = search.get(name) || "";
+    if (field.tagName === "SELECT") ensureOption(field, value);
+    field.value = value;
+  }
+}
+
+function fillOptions(options) {
+  const current = params();
+  for (const [name, key] of Object.entries(SELECTS)) {
+    const select = form.elements.namedItem(name);
+    const first = select.options[0];
+    select.replaceChildren(first, ...(options[key] || []).map((v) => h("option", { value: v }, v)));
+    const value = current.get(name) || "";
+    ensureOption(select, value);
+    select.value = value;
+  }
+}
+
+function renderSortHeaders(search, orderKey) {
+  for (const th of table.querySelectorAll("th[data-order]")) {
+    const field = th.dataset.order;
+    if (!th.dataset.label) th.dataset.label = th.textContent.trim();
+    const active = orderKey.replace(/^-/, "") === field;
+    const descending = orderKey.startsWith("-");
+    const next = new URLSearchParams(search);
+    for (const p of PAGE_PARAMS) next.delete(p);
+    // First click sorts the way a reader usually wants: newest, slowest, costliest first.
+    next.set("order", active && descending ? field : `-${field}`);
+    th.setAttribute("aria-sort", active ? (descending ? "descending" : "ascending") : "none");
+    th.classList.toggle("sorted", active);
+    th.replaceChildren(h("a", { href: `?${next}`, "data-nav": "", class: "sort-link" },
+      th.dataset.label, active ? (descending ? " ▼" : " ▲") : ""));
+  }
+}
+
+function traceRow(trace) {
+  const href = urlFor(config.traceUrlTemplate, trace.id);
+  const query = trace.query || "(no query)";
+  return h("tr", { dataset: { traceId: trace.id, status: trace.status || "" } },
+    h("td", { class: "nowrap" }, formatTime(trace.startedAt)),
+    h("td", { class: "trace-query" },
+      h("a", { href, title: query }, query.length > 120 ? `${query.slice(0, 120)}…` : query)),
+    h("td", {}, statusBadge(trace.status)),
+    h("td", {}, trace.model || "–"),
+    h("td", { class: "num nowrap" }, formatDuration(trace.totalDurationMs)),
+    h("td", { class: "num nowrap" },
+      `${formatNumber(trace.totalInputTokens)} / ${formatNumber(trace.totalOutputTokens)}`),
+    h("td", { class: "num" }, formatNumber(trace.iterationCount)),
+    h("td", { class: "trace-tools" },
+      (trace.toolsUsed || []).length
+        ? trace.toolsUsed.map((tool) => h("span", { class: "tool-chip" }, tool))
+        : "–"),
+  );
+}
+
+function pageSize(search) {
+  const value = Number(search.get("first"));
+  return Number.isInteger(value) && value > 0 ? Math.min(value, MAX_PAGE_SIZE) : PAGE_SIZE;
+}
+
+function pageArgs(search) {
+  const size = pageSize(search);
+  if (search.get("before")) return { last: size, before: search.get("before") };
+  return { first: size, after: search.get("after") };
+}
+
+function renderPager(search, page) {
+  clear(pager);
+  const base = new URLSearchParams(search);
+  for (const p of PAGE_PARAMS) base.delete(p);
+  const backwards = Boolean(search.get("before"));
+  const forwards = Boolean(search.get("after"));
+  const links = [];
+  // Relay reports "more items" only in the direction of travel; the other direction is
+  // known to exist because we came from it.
+  const hasPrevious = backwards ? page.hasPreviousPage : forwards;
+  const hasNext = backwards ? true : page.hasNextPage;
+  if (hasPrevious || backwards) {
+    links.push(h("a", { href: base.toString() ? `?${base}` : "?", class: "page-first", "data-nav": "" }, "« First page"));
+  }
+  if (hasPrevious && page.startCursor) {
+    const prev = new URLSearchParams(base);
+    prev.set("before", page.startCursor);
+    links.push(h("a", { href: `?${prev}`, class: "page-previous", "data-nav": "" }, "‹ Previous page"));
+  }
+  if (hasNext && page.endCursor && page.traces.length) {
+    const next = new URLSearchParams(base);
+    next.set("after", page.endCursor);
+    links.push(h("a", { href: `?${next}`, class: "page-next", "data-nav": "" }, "Next page ›"));
+  }
+  pager.append(...links);
+}
+
+async function renderConversationNote(search) {
+  const slot = form.querySelector(".trace-filters-conversation");
+  clear(slot);
+  const id = (search.get("conversationId") || "").trim();
+  if (!/^\d+$/.test(id)) return;
+  try {
+    const conversation = await fetchConversation(id);
+    if (!conversation) {
+      slot.append(`Conversation ${id} does not exist.`);
+      return;
+    }
+    slot.append("Traces of ", h("a", {
+      href: urlFor(config.conversationUrlTemplate, conversation.id),
+      class: "conversation-link",
+    }, conversation.title ? `conversation ${conversation.id} (${conversation.title})` : `conversation ${conversation.id}`),
+    " in the conversation viewer");
+  } catch {
+    // The list itself reports API problems; this note is a convenience.
+  }
+}
+
+async function load() {
+  const seq = ++loadSeq;
+  const search = params();
+  fillForm(search);
+  const { filters, problems } = filtersFromUrl(search);
+  const { key: orderKey, ordering } = orderFromUrl(search);
+  renderSortHeaders(search, orderKey);
+  if (problems.length) {
+    showError(root, problems.join(" "));
+    clear(tbody);
+    summary.textContent = "No traces loaded: fix the filters above.";
+    clear(pager);
+    return;
+  }
+  showError(root, "");
+  summary.textContent = "Loading traces…";
+  root.setAttribute("aria-busy", "true");
+  renderConversationNote(search);
+  try {
+    const page = await fetchTracePage(filters, ordering, pageArgs(search));
+    if (seq !== loadSeq) return;
+    const fragment = document.createDocumentFragment();
+    for (const trace of page.traces) fragment.appendChild(traceRow(trace));
+    if (!page.traces.length) {
+      fragment.appendChild(h("tr", {}, h("td", { colspan: "8", class: "empty" }, "No traces match these filters.")));
+    }
+    tbody.replaceChildren(fragment);
+    const total = page.totalCount;
+    summary.textContent = `${formatNumber(total)} ${total === 1 ? "trace" : "traces"}` +
+      (page.traces.length < total ? `, ${page.traces.length} on this page` : "");
+    renderPager(search, page);
+    sessionStorage.setItem(LIST_URL_KEY, window.location.pathname + window.location.search);
+    root.dataset.ready = "true";
+  } catch (err) {
+    if (seq !== loadSeq) return;
+    showError(root, err.message);
+    clear(tbody);
+    summary.textContent = "No traces loaded.";
+    clear(pager);
+  } finally {
+    if (seq === loadSeq) root.removeAttribute("aria-busy");
+  }
+}
+
+function navigate(url) {
+  window.history.pushState(null, "", url);
+  load();
+}
+
+form.addEventListener("submit", (event) => {
+  event.preventDefault();
+  const current = params();
+  const next = new URLSearchParams();
+  for (const name of FILTER_FIELDS) {
+    const value = String(form.elements.namedItem(name).value || "").trim();
+    if (value) next.set(name, value);
+  }
+  // Sort order and page size survive a new filter; the cursor does not (it belongs to
+  // the old result set).
+  for (const keep of ["order", "first"]) if (current.get(keep)) next.set(keep, current.get(keep));
+  navigate(next.toString() ? `?${next}` : window.location.pathname);
+});
+
+root.addEventListener("click", (event) => {
+  const link = event.target.closest("a[data-nav]");
+  if (!link || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
+  event.preventDefault();
+  const href = link.getAttribute("href");
+  navigate(href === "?" ? window.location.pathname : href);
+});
+
+window.addEventListener("popstate", load);
+
+fetchFilterOptions().then(fillOptions).catch((err) => showError(root, err.message));
+load();

@@ -1,0 +1,64 @@
+"""The staff trace viewer at /admin/agent-traces/: page shells only.
+
+These views render the admin chrome (header, breadcrumbs) and hand the browser the URLs
+it needs; every trace, span and filter option is then read by the page's ES modules from
+the GraphQL endpoint with the staff session, exactly as an external dashboard would. There
+is deliberately no query of OTelTrace/OTelSpan here: one read path, one permission model.
+"""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.http import HttpRequest, HttpResponse
+from django.middleware.csrf import get_token
+from django.template.response import TemplateResponse
+from django.urls import NoReverseMatch, reverse
+
+# The endpoint the GraphQL contract names; used if graphql_api gives its route no name.
+GRAPHQL_PATH = "/graphql/"
+# Admin URLs need an object id; the page substitutes the real one for this marker.
+ID_PLACEHOLDER = "__id__"
+
+
+def _graphql_url() -> str:
+    try:
+        return reverse("graphql")
+    except NoReverseMatch:
+        return GRAPHQL_PATH
+
+
+def _page_context(request: HttpRequest, title: str) -> dict[str, object]:
+    config = {
+        "graphqlUrl": _graphql_url(),
+        # The API checks CSRF on POST like any session-authenticated endpoint.
+        "csrfToken": get_token(request),
+        "listUrl": reverse("agent_traces"),
+        "traceUrlTemplate": reverse("agent_trace_detail", args=["0" * 32]).replace(
+            "0" * 32, ID_PLACEHOLDER
+        ),
+        "conversationUrlTemplate": reverse("admin:chat_conversation_change", args=[ID_PLACEHOLDER]),
+        "messageUrlTemplate": reverse("admin:chat_message_change", args=[ID_PLACEHOLDER]),
+        "idPlaceholder": ID_PLACEHOLDER,
+    }
+    return {**admin.site.each_context(request), "title": title, "viewer_config": config}
+
+
+def trace_list(request: HttpRequest) -> HttpResponse:
+    return TemplateResponse(
+        request, "admin/agent_traces.html", _page_context(request, "Agent traces")
+    )
+
+
+def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
+    # The URL pattern admits only 32 hex digits; the API spells ids in lowercase. Whether
+    # the id names a stored trace is the page's to report, learnt from the API.
+    trace_id = trace_id.lower()
+    context = _page_context(request, f"Trace {trace_id}")
+    context["trace_id"] = trace_id
+    return TemplateResponse(request, "admin/agent_trace_detail.html", context)
+
+
+# admin_view: staff only (others go to the admin login with ?next=), never cached, and the
+# same CSRF handling as every other admin page.
+trace_list_view = admin.site.admin_view(trace_list)
+trace_detail_view = admin.site.admin_view(trace_detail)
