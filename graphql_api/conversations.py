@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Any
 
 import strawberry
 import strawberry_django
-from django.db.models import QuerySet
-from strawberry import Info
 from strawberry_django.relay import DjangoCursorConnection
 
 from campus_core.chat.models import Conversation, Message
@@ -35,12 +32,6 @@ class ConversationType:
     traces: TraceConnection = strawberry_django.connection(
         description="The agent runs of this conversation, newest first."
     )
-
-    @classmethod
-    def get_queryset(
-        cls, queryset: QuerySet[Conversation], info: Info, **kwargs: Any
-    ) -> QuerySet[Conversation]:
-        return queryset.order_by("-created_at", "-id")
 
     @classmethod
     def resolve_id_attr(cls) -> str:

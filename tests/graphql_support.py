@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 from opentelemetry import trace
@@ -315,11 +316,16 @@ def unsaved_user(*, is_staff: bool = True) -> Any:
     return get_user_model()(username="staff" if is_staff else "someone", is_staff=is_staff)
 
 
-async def execute(query: str, variables: dict[str, Any] | None = None, user: Any = None) -> Any:
-    """Run a GraphQL document against the schema as ``user`` (default: a staff user)."""
+def execute(query: str, variables: dict[str, Any] | None = None, user: Any = None) -> Any:
+    """Run a GraphQL document through the async schema as ``user`` (default: staff).
+
+    ``async_to_sync`` from the test thread brings every ``sync_to_async`` database call back
+    to this thread: the queries run on the test's connection, where
+    ``django_assert_num_queries`` counts them and the test's own rows are visible.
+    """
     request = RequestFactory().post("/graphql/")
     request.user = user if user is not None else unsaved_user()
-    return await schema.execute(
+    return async_to_sync(schema.execute)(
         query, variable_values=variables, context_value=build_context(request)
     )
 

@@ -44,8 +44,8 @@ query($filters: TraceFilter, $ordering: [TraceOrder!]! = [], $first: Int, $after
 """
 
 
-async def test_smoke(data: Built) -> None:
-    result = await execute(TRACE_LIST, {"first": 10})
+def test_smoke(data: Built) -> None:
+    result = execute(TRACE_LIST, {"first": 10})
     assert result.errors is None, result.errors
     print(result.data)
     assert result.data["traces"]["totalCount"] == 6
@@ -64,9 +64,9 @@ query($id: ID!) {
 """
 
 
-async def test_smoke_detail(data: Built) -> None:
+def test_smoke_detail(data: Built) -> None:
     for label in ("library", "legacy", "orphan", "earlier"):
-        result = await execute(DETAIL, {"id": data.ids[label]})
+        result = execute(DETAIL, {"id": data.ids[label]})
         assert result.errors is None, result.errors
         import json
 

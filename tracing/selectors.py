@@ -22,6 +22,7 @@ from django.db.models import (
     Aggregate,
     Count,
     Exists,
+    F,
     FloatField,
     OuterRef,
     Q,
@@ -212,12 +213,12 @@ def root_spans(traces: Sequence[tuple[uuid.UUID, str]]) -> dict[uuid.UUID, OTelS
     candidates (parentless or orphan spans, and spans named like an agent run) are read
     and ``pick_root`` decides among them."""
     found: dict[uuid.UUID, OTelSpan | None] = {trace_id: None for trace_id, _ in traces}
-    recorded = [(t, s) for t, s in traces if s]
+    recorded = [trace_id for trace_id, span_id in traces if span_id]
     if recorded:
-        q = Q()
-        for trace_id, span_id in recorded:
-            q |= Q(trace_id=trace_id, span_id=span_id)
-        for span in OTelSpan.objects.filter(q):
+        # Joined to the trace row: one (trace_id, span_id) unique-index probe per trace.
+        for span in OTelSpan.objects.filter(
+            trace_id__in=recorded, span_id=F("trace__root_span_id")
+        ):
             found[span.trace_id] = span
     missing = [trace_id for trace_id, span in found.items() if span is None]
     if missing:
