@@ -187,7 +187,9 @@ class SpanWriter:
         )
         if error:
             span.add_event(
-                "exception", {"exception.type": "RuntimeError", "exception.message": error}
+                "exception",
+                {"exception.type": "RuntimeError", "exception.message": error},
+                timestamp=_ns(start + timedelta(milliseconds=duration_ms)),
             )
             span.set_status(Status(StatusCode.ERROR, error))
         # Ended at once with its own end time: parents are ended by the caller after.
@@ -295,6 +297,50 @@ def write_agent_run(
     return LegacyTwin(trace_id_of(root), span_id_of(chat), span_id_of(tool))
 
 
+def write_simple_run(
+    writer: SpanWriter,
+    *,
+    question: str,
+    start: datetime,
+    duration_ms: float,
+    model: str,
+    tool: str | None,
+    error: str | None = None,
+) -> str:
+    """An agent run of chosen start, length, model and tool; returns its trace id."""
+    root = writer.open(
+        "invoke_agent campuscore_agent",
+        start,
+        attributes={
+            A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT,
+            A.GEN_AI_REQUEST_MODEL: model,
+            A.GEN_AI_INPUT_MESSAGES: json.dumps(
+                [{"role": "user", "parts": [{"type": "text", "content": question}]}]
+            ),
+            A.AGENT_STATUS: "error" if error else "completed",
+        },
+    )
+    writer.span(
+        f"chat {model}",
+        start + timedelta(milliseconds=1),
+        duration_ms / 2,
+        parent=root,
+        attributes={A.GEN_AI_OPERATION_NAME: A.OP_CHAT, A.GEN_AI_REQUEST_MODEL: model},
+    )
+    if tool:
+        writer.span(
+            f"execute_tool {tool}",
+            start + timedelta(milliseconds=duration_ms / 2 + 2),
+            duration_ms / 4,
+            parent=root,
+            attributes={A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL, A.GEN_AI_TOOL_NAME: tool},
+        )
+    if error:
+        root.set_status(Status(StatusCode.ERROR, error))
+    root.end(end_time=_ns(start + timedelta(milliseconds=duration_ms)))
+    return trace_id_of(root)
+
+
 def _vendor_down(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:
     return 500, {"error": {"message": "upstream overloaded"}}
 
@@ -384,6 +430,7 @@ def test_staff_filters_opens_a_trace_reads_a_chat_span_and_crosses_to_the_conver
 
     # Given a staff member on the admin index, the viewer is one click away.
     admin_login(page, base, "staffer")
+    screenshot(page, "admin_index.png")
     page.click("#agent-observability-module a:text('Agent trace viewer')")
     wait_list(page)
     assert urlparse(page.url).path == "/admin/agent-traces/"
@@ -489,6 +536,7 @@ def test_staff_filters_opens_a_trace_reads_a_chat_span_and_crosses_to_the_conver
     content = page.inner_text("#content")
     assert "What is 12 * 7?" in content
     assert calc.ai_message is not None and calc.ai_message.content in content
+    screenshot(page, "conversation_viewer.png")
 
     # ...and back to that conversation's traces in the viewer.
     page.click("a.agent-traces-link")
@@ -524,6 +572,110 @@ def test_a_span_is_shared_by_url_and_messages_link_to_the_admin(
     page.wait_for_load_state()
     assert urlparse(page.url).path == f"/admin/chat/message/{failed.user_message_id}/change/"
     assert "Is the library open on Sunday?" in page.inner_text("#content")
+
+
+def test_filters_sorting_and_pages_live_in_the_url(
+    live_server_url: str, page: Any, db_exporter: PostgresSpanExporter
+) -> None:
+    base = live_server_url
+    writer = SpanWriter(db_exporter)
+    day = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    alpha = write_simple_run(
+        writer,
+        question="alpha: library hours",
+        start=day,
+        duration_ms=500,
+        model="model-a",
+        tool="lookup",
+    )
+    beta = write_simple_run(
+        writer,
+        question="beta: tuition",
+        start=day + timedelta(days=1),
+        duration_ms=1500,
+        model="model-b",
+        tool="calculate",
+        error="vendor down",
+    )
+    gamma = write_simple_run(
+        writer,
+        question="gamma: dorms",
+        start=day + timedelta(days=2),
+        duration_ms=50,
+        model="model-a",
+        tool=None,
+    )
+    writer.flush()
+    make_user("staffer", staff=True)
+    admin_login(page, base, "staffer", next_path="/admin/agent-traces/")
+    wait_list(page)
+
+    def shown() -> list[str]:
+        wait_list(page)
+        return [str(r.get_attribute("data-trace-id")) for r in list_rows(page).all()]
+
+    def submit(**fields: str) -> None:
+        page.click(".trace-filters-reset")
+        wait_list(page)
+        for name, value in fields.items():
+            selector = f".trace-filters [name={name}]"
+            if page.locator(selector).evaluate("e => e.tagName") == "SELECT":
+                page.select_option(selector, value)
+            else:
+                page.fill(selector, value)
+        page.click(".trace-filters input[type=submit]")
+        page.wait_for_function(
+            "names => names.every(n => new URLSearchParams(location.search).has(n))",
+            arg=list(fields),
+        )
+
+    assert shown() == [gamma, beta, alpha]  # newest first
+
+    submit(minDurationMs="400")
+    assert shown() == [beta, alpha]
+    submit(startedAfter="2026-03-02T00:00", startedBefore="2026-03-03T00:00")
+    assert shown() == [beta]
+    assert parse_qs(urlparse(page.url).query)["startedAfter"] == ["2026-03-02T00:00"]
+    submit(model="model-a")
+    assert shown() == [gamma, alpha]
+    submit(search="ALPHA")
+    assert shown() == [alpha]
+    submit(toolUsed="lookup", status="completed")
+    assert shown() == [alpha]
+
+    # Sorting by duration: slowest first, then the other way; the order is in the URL.
+    page.goto(f"{base}/admin/agent-traces/")
+    assert shown() == [gamma, beta, alpha]
+    page.click("#trace-list th[data-order=totalDurationMs] a")
+    page.wait_for_url(re.compile(r"order=-totalDurationMs"))
+    assert shown() == [beta, alpha, gamma]
+    page.click("#trace-list th[data-order=totalDurationMs] a")
+    page.wait_for_url(re.compile(r"order=totalDurationMs"))
+    assert shown() == [gamma, alpha, beta]
+    page.reload()
+    assert shown() == [gamma, alpha, beta]
+
+    # Two per page: the count covers all three; next, previous and first follow cursors.
+    page.goto(f"{base}/admin/agent-traces/?first=2")
+    assert shown() == [gamma, beta]
+    assert page.inner_text(".trace-list-summary") == "3 traces, 2 on this page"
+    assert page.locator(".page-previous").count() == 0
+    page.click(".page-next")
+    page.wait_for_url(re.compile(r"after="))
+    assert shown() == [alpha]
+    assert page.locator(".page-next").count() == 0
+    page.reload()
+    assert shown() == [alpha]
+    page.click(".page-previous")
+    page.wait_for_url(re.compile(r"before="))
+    assert shown() == [gamma, beta]
+    page.click(".page-first")
+    page.wait_for_url(re.compile(r"\?first=2$"))
+    assert shown() == [gamma, beta]
+    # The browser's back button walks the same history.
+    page.go_back()
+    assert shown() == [gamma, beta]
+    assert "before=" in page.url
 
 
 def test_bad_filters_and_unknown_traces_get_clear_messages(
@@ -746,9 +898,17 @@ def test_a_two_thousand_span_trace_opens_and_scrolls(
     assert "is-error" in (failing_row.get_attribute("class") or "")
     assert "deadlock detected" in page.inner_text(".span-panel .span-status-message")
 
-    # Collapse all leaves the agent span and its 334 children; expand all restores it.
+    # Collapse all leaves the agent span and its 334 children; the iteration holding the
+    # failure says so while collapsed. Expand all restores every row.
     page.click(".wf-collapse-all")
     assert page.locator(".wf-spacer").evaluate("s => s.style.height") == f"{335 * 24}px"
+    iteration = OTelSpan.objects.get(trace_id=uuid.UUID(trace_id), name="iteration_200")
+    # Row 201: the agent span, knowledge_routing, then iterations 1..199 above it.
+    page.locator(".wf-viewport").evaluate("v => { v.scrollTop = 201 * 24; }")
+    collapsed = page.locator(f'.wf-row[data-span-id="{iteration.span_id}"]')
+    collapsed.wait_for()
+    assert collapsed.locator(".wf-error-below").count() == 1
+    assert page.locator(".wf-error-below").count() == 1
     page.click(".wf-expand-all")
     assert page.locator(".wf-spacer").evaluate("s => s.style.height") == f"{2000 * 24}px"
     screenshot(page, "agent_trace_detail_2000_spans.png")

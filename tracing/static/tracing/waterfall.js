@@ -56,11 +56,19 @@ export class Waterfall {
       end = Math.max(end, offset + (Number(node.span.durationMs) || 0));
     }
     // Depth from the tree itself (iteratively: a pathological trace may nest deeply).
+    const order = [];
     const stack = roots.map((node) => [node, 0]);
     while (stack.length) {
       const [node, depth] = stack.pop();
       node.depth = depth;
+      order.push(node);
       for (const child of node.children) stack.push([child, depth + 1]);
+    }
+    // Children come after their parent in `order`, so walking it backwards sees every
+    // subtree complete: a collapsed row can then say an error hides below it.
+    for (let i = order.length - 1; i >= 0; i -= 1) {
+      const node = order[i];
+      node.errorBelow = node.children.some((c) => c.errorBelow || isError(c.span.status));
     }
     this.nodes = nodes;
     this.roots = roots;
@@ -167,7 +175,10 @@ export class Waterfall {
           : h("span", { class: "wf-toggle-spacer" }),
         error ? h("span", { class: "wf-error-mark", title: "error" }, "!") : null,
         h("span", { class: "wf-name" }, span.name),
-        node.collapsed ? h("span", { class: "wf-hidden-count" }, `(+${this.countBelow(node)})`) : null),
+        node.collapsed ? h("span", { class: "wf-hidden-count" }, `(+${this.countBelow(node)})`) : null,
+        node.collapsed && node.errorBelow
+          ? h("span", { class: "wf-error-mark wf-error-below", title: "an error inside" }, "!")
+          : null),
       h("div", { class: "wf-track" },
         h("div", {
           class: "wf-bar",
