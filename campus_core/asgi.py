@@ -14,4 +14,9 @@ from django.core.asgi import get_asgi_application  # noqa: E402
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware  # noqa: E402
 
 django_application = get_asgi_application()
+
+from campus_core.observability.sentry_setup import ensure_started  # noqa: E402
+
+# Normally already started by the tracing hook; this covers OTEL_SDK_DISABLED.
+ensure_started()
 application = OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application))

@@ -154,8 +154,8 @@ SENTRY_ENVIRONMENT = os.environ.get("SENTRY_ENVIRONMENT", "")
 SENTRY_RELEASE = os.environ.get("SENTRY_RELEASE", "")
 # Sentry structured logs (INFO and up) besides error events.
 SENTRY_ENABLE_LOGS = env_bool("SENTRY_ENABLE_LOGS", default=True)
-# User id attribution on error events; emails and IDs are scrubbed either way.
-SENTRY_SEND_DEFAULT_PII = env_bool("SENTRY_SEND_DEFAULT_PII", default=True)
+# User attribution on error events, reduced to the user id before sending.
+SENTRY_COLLECT_USER_INFO = env_bool("SENTRY_COLLECT_USER_INFO", default=True)
 # FERPA: regular expressions removed from everything sent to Sentry (events, logs, span
 # attributes). A named group "pii" limits the replacement to that group. Override with a
 # JSON list in SENTRY_SCRUB_PATTERNS; PostgreSQL keeps the full text either way.

@@ -59,6 +59,11 @@ class RequestIdMiddleware:
         request.request_id = request_id  # type: ignore[attr-defined]
         auser: Callable[[], Awaitable[Any]] | None = getattr(request, "auser", None)
         user = await auser() if auser is not None else None
+        if user is not None:
+            # The resolved user instead of the lazy one: code that reads request.user
+            # synchronously later (Sentry's user attribution on error events) would
+            # otherwise hit the database from the event loop and get nothing.
+            request.user = user
         tokens = bind_request(request_id, _user_id(user))
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
         response = await get_response(request)
