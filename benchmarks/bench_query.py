@@ -1,0 +1,525 @@
+"""Query benchmark (``make bench-query``): latency of ``/graphql/`` over a seeded database.
+
+What it owns: seeding when needed, serving the real ASGI app, timing real HTTP requests.
+
+1. Seeds the database with ``seed_traces`` until it holds ``--traces`` traces (an existing
+   database with that many is reused; one with fewer is topped up; nothing is deleted),
+   plus a few traces of ``--large-trace-spans`` spans for the trace-detail case.
+2. Starts the real app (``campus_core.asgi``, OTel middleware included) under uvicorn in a
+   subprocess on a loopback port, and issues a staff API token.
+3. For every case (each trace filter alone, a few combinations, a deep page, trace detail),
+   sends ``--requests`` sequential POSTs with httpx after a warm-up and reports p50/p95/max.
+   List cases run twice: without and with ``totalCount``, so what the count adds shows.
+   One client, one request at a time: the time measured is the server's time plus a
+   loopback round trip (well under a millisecond), not queueing.
+4. ``--explain`` also captures the SQL each case runs (a hook in the server process) and
+   prints ``EXPLAIN (ANALYZE, BUFFERS)`` of every statement, to check the plans.
+
+Usage::
+
+    DATABASE_URL=postgres://postgres@127.0.0.1:5432/campus_qbench \\
+        .venv/bin/python benchmarks/bench_query.py --traces 1000000 [--explain]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import pickle
+import platform
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
+
+SQL_LOG_ENV = "QBENCH_SQL_LOG"
+LIST_FIELDS = """
+      edges { node { id query status model startedAt totalDurationMs totalInputTokens
+                     totalOutputTokens iterationCount toolCallCount toolsUsed spanCount } }
+      pageInfo { hasNextPage endCursor }"""
+LIST_QUERY = (
+    "query Q($f: TraceFilter, $o: [TraceOrder!]! = [], $after: String) {"
+    " traces(filters: $f, ordering: $o, first: 50, after: $after) {%s%s } }"
+)
+# What a waterfall view needs, and everything a span offers (attributes, events, genAi).
+WATERFALL_QUERY = """
+query W($id: ID!) {
+  trace(id: $id) {
+    id query status startedAt totalDurationMs spanCount
+    spans { id parentId name kind startedAt durationMs offsetMs depth status }
+  }
+}"""
+DETAIL_QUERY = """
+query D($id: ID!) {
+  trace(id: $id) {
+    id query status model startedAt totalDurationMs spanCount toolsUsed
+    conversation { id }
+    rootSpan { id name }
+    spans {
+      id parentId name kind op startedAt durationMs offsetMs selfDurationMs depth status
+      statusMessage attributes events
+      genAi { operation model provider inputTokens outputTokens toolName toolSuccess }
+    }
+  }
+}"""
+
+
+# --- server side -------------------------------------------------------------------------
+
+
+def serve(port: int) -> None:
+    """Run the ASGI app under uvicorn; with QBENCH_SQL_LOG set, log every SQL statement."""
+    import django
+
+    django.setup()
+    log_path = os.environ.get(SQL_LOG_ENV)
+    if log_path:
+        from django.db.backends.signals import connection_created
+
+        def capture(
+            execute: Callable[..., Any], sql: str, params: Any, many: bool, ctx: Any
+        ) -> Any:
+            with open(log_path, "ab") as out:
+                pickle.dump((sql, params), out)
+            return execute(sql, params, many, ctx)
+
+        def install(sender: Any, connection: Any, **kwargs: Any) -> None:
+            connection.execute_wrappers.append(capture)
+
+        connection_created.connect(install, weak=False)
+
+    import uvicorn
+
+    from campus_core.asgi import application
+
+    uvicorn.run(
+        application,
+        host="127.0.0.1",
+        port=port,
+        log_level="warning",
+        access_log=False,
+        lifespan="off",
+    )
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@contextmanager
+def running_server(sql_log: str | None = None) -> Iterator[str]:
+    port = _free_port()
+    env = dict(os.environ)
+    if sql_log:
+        env[SQL_LOG_ENV] = sql_log
+    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=env, cwd=ROOT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                    break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    raise RuntimeError("the uvicorn server did not start") from None
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
+
+
+# --- data --------------------------------------------------------------------------------
+
+
+def ensure_seeded(traces: int, large_spans: int, seed: int) -> None:
+    from tracing.management.commands.seed_traces import seed as seed_traces
+    from tracing.models import OTelTrace
+
+    have = OTelTrace.objects.filter(span_count__lt=large_spans).count()
+    if have < traces:
+        missing = traces - have
+        print(f"seeding {missing:,} traces ({have:,} there already)…", flush=True)
+        result = seed_traces(traces=missing, seed=seed + have, progress=None)
+        print(
+            f"  {result.traces:,} traces, {result.spans:,} spans in {result.seconds:.0f}s "
+            f"({result.spans_per_second:,.0f} spans/s, VACUUM ANALYZE included)",
+            flush=True,
+        )
+    elif have > traces:
+        print(f"note: the database holds {have:,} traces (more than --traces); measuring those")
+    if not OTelTrace.objects.filter(span_count__gte=large_spans).exists():
+        print(f"adding 3 traces of {large_spans} spans…", flush=True)
+        seed_traces(traces=0, large_traces=3, large_trace_spans=large_spans, seed=seed)
+
+
+def issue_token() -> tuple[str, Callable[[], None]]:
+    from django.contrib.auth import get_user_model
+
+    from graphql_api.models import ApiToken
+
+    user, _ = get_user_model().objects.update_or_create(
+        username="bench-query", defaults={"is_staff": True, "is_active": True}
+    )
+    token, secret = ApiToken.issue(user, name="bench-query")
+    return secret, token.revoke
+
+
+@dataclass
+class Case:
+    name: str
+    query: str
+    variables: list[dict[str, Any]]  # request i uses variables[i % len]
+    count_variant: bool = True  # also measure with totalCount
+    after_pages: int = 0  # start after this many pages (cursor taken from the API)
+    note: str = ""
+
+
+@dataclass
+class Result:
+    name: str
+    samples: list[float]
+    rows: int
+    note: str = ""
+    with_count: list[float] = field(default_factory=list)
+    total: int | None = None
+
+
+def _list_query(with_count: bool) -> str:
+    return LIST_QUERY % (LIST_FIELDS, " totalCount" if with_count else "")
+
+
+def build_cases(large_spans: int) -> list[Case]:
+    from django.db import connection
+
+    from tracing.models import OTelTrace
+
+    def one(sql: str, *params: Any) -> Any:
+        with connection.cursor() as cur:
+            cur.execute(sql, params)
+            row = cur.fetchone()
+            return row[0] if row else None
+
+    traces = OTelTrace.objects.filter(span_count__lt=large_spans)
+    total = traces.count()
+    lo = one("SELECT min(started_at) FROM tracing_oteltrace")
+    hi = one("SELECT max(started_at) FROM tracing_oteltrace")
+    mid = lo + (hi - lo) / 2
+    p50 = one(
+        "SELECT percentile_disc(0.5) WITHIN GROUP (ORDER BY total_duration_ms) "
+        "FROM tracing_oteltrace"
+    )
+    p99 = one(
+        "SELECT percentile_disc(0.99) WITHIN GROUP (ORDER BY total_duration_ms) "
+        "FROM tracing_oteltrace"
+    )
+    conversations = [
+        str(c)
+        for c in traces.filter(conversation__isnull=False)
+        .order_by("-started_at")
+        .values_list("conversation_id", flat=True)[:200:10]
+    ]
+    sample_ids = [
+        t.hex for t in traces.order_by("-started_at").values_list("id", flat=True)[:2000:100]
+    ]
+    large_ids = [
+        t.hex
+        for t in OTelTrace.objects.filter(span_count__gte=large_spans).values_list("id", flat=True)
+    ]
+    q = _list_query(False)
+
+    def filters(*fs: dict[str, Any]) -> list[dict[str, Any]]:
+        return [{"f": f} for f in fs]
+
+    days = [mid + timedelta(days=k) for k in range(-3, 4)]
+    cases = [
+        Case("no filter (newest first)", q, [{}], note=f"{total:,} traces"),
+        Case("no filter, page 21 (after cursor)", q, [], after_pages=20),
+        Case("no filter, page 201 (after cursor)", q, [], after_pages=200),
+        Case("status: error", q, filters({"status": ["error"]})),
+        Case("status: max_iterations", q, filters({"status": ["max_iterations"]})),
+        Case("model: claude-haiku-4-5", q, filters({"model": ["claude-haiku-4-5"]})),
+        Case("model: offline-campus", q, filters({"model": ["offline-campus"]})),
+        Case("minDurationMs: p50", q, filters({"minDurationMs": p50}), note=f"≥ {p50:.0f} ms"),
+        Case("minDurationMs: p99", q, filters({"minDurationMs": p99}), note=f"≥ {p99:.0f} ms"),
+        Case("toolUsed: search_knowledge", q, filters({"toolUsed": "search_knowledge"})),
+        Case("toolUsed: get_dining_menu", q, filters({"toolUsed": "get_dining_menu"})),
+        Case(
+            "startedAfter/Before: one day",
+            q,
+            filters(
+                *(
+                    {
+                        "startedAfter": d.isoformat(),
+                        "startedBefore": (d + timedelta(days=1)).isoformat(),
+                    }
+                    for d in days
+                )
+            ),
+            note="7 different days",
+        ),
+        Case(
+            "startedAfter: last hour",
+            q,
+            filters({"startedAfter": (hi - timedelta(hours=1)).isoformat()}),
+        ),
+        Case(
+            "conversationId",
+            q,
+            filters(*({"conversationId": c} for c in conversations)),
+            note=f"{len(conversations)} conversations",
+        ),
+        Case("search: 'scholarship'", q, filters({"search": "scholarship"})),
+        Case("search: 'wifi in maple'", q, filters({"search": "wifi in maple"})),
+        Case("search: student id 'S4821'", q, filters({"search": "S4821"}), note="rare"),
+        Case(
+            "status error + model gpt-4o + toolUsed calculate",
+            q,
+            filters({"status": ["error"], "model": ["gpt-4o"], "toolUsed": "calculate"}),
+        ),
+        Case(
+            "ordering: totalDurationMs DESC",
+            q,
+            [{"o": [{"totalDurationMs": "DESC"}]}],
+        ),
+    ]
+    for label, query in (("waterfall fields", WATERFALL_QUERY), ("all fields", DETAIL_QUERY)):
+        cases.append(
+            Case(
+                f"trace detail, ~10 spans, {label}",
+                query,
+                [{"id": i} for i in sample_ids],
+                count_variant=False,
+                note=f"{len(sample_ids)} different traces",
+            )
+        )
+        cases.append(
+            Case(
+                f"trace detail, {large_spans:,} spans, {label}",
+                query,
+                [{"id": i} for i in large_ids],
+                count_variant=False,
+            )
+        )
+    return cases
+
+
+# --- client side -------------------------------------------------------------------------
+
+
+def _post(client: Any, query: str, variables: dict[str, Any]) -> tuple[float, dict[str, Any]]:
+    started = time.perf_counter()
+    response = client.post("/graphql/", json={"query": query, "variables": variables})
+    elapsed = (time.perf_counter() - started) * 1000
+    response.raise_for_status()
+    body = response.json()
+    if body.get("errors"):
+        raise RuntimeError(f"GraphQL errors for {variables}: {body['errors']}")
+    return elapsed, body["data"]
+
+
+def _rows(data: dict[str, Any]) -> int:
+    if "traces" in data:
+        return len(data["traces"]["edges"])
+    trace = data.get("trace")
+    return len(trace["spans"]) if trace else 0
+
+
+def deep_cursor(client: Any, pages: int) -> str:
+    after = None
+    for _ in range(pages):
+        _, data = _post(client, _list_query(False), {"after": after})
+        after = data["traces"]["pageInfo"]["endCursor"]
+    assert after
+    return after
+
+
+def measure(client: Any, case: Case, requests: int, warmup: int) -> Result:
+    def run(query: str) -> tuple[list[float], int, dict[str, Any]]:
+        samples: list[float] = []
+        rows = 0
+        data: dict[str, Any] = {}
+        for i in range(warmup + requests):
+            elapsed, data = _post(client, query, case.variables[i % len(case.variables)])
+            rows = max(rows, _rows(data))
+            if i >= warmup:
+                samples.append(elapsed)
+        return samples, rows, data
+
+    samples, rows, _ = run(case.query)
+    result = Result(case.name, samples, rows, case.note)
+    if case.count_variant:
+        result.with_count, _, data = run(case.query.replace(" pageInfo", " totalCount pageInfo"))
+        result.total = data["traces"]["totalCount"]
+    return result
+
+
+def pct(samples: list[float], q: float) -> float:
+    if len(samples) == 1:
+        return samples[0]
+    return statistics.quantiles(samples, n=100, method="inclusive")[int(q) - 1]
+
+
+def report(results: list[Result], header: dict[str, str]) -> str:
+    lines = [f"- {k}: {v}" for k, v in header.items()]
+    lines += [
+        "",
+        "| case | rows | p50 ms | p95 ms | max ms | with totalCount p50 / p95 ms "
+        "| totalCount | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for r in results:
+        counted = (
+            f"{pct(r.with_count, 50):.1f} / {pct(r.with_count, 95):.1f}" if r.with_count else "-"
+        )
+        lines.append(
+            f"| {r.name} | {r.rows} | {pct(r.samples, 50):.1f} | {pct(r.samples, 95):.1f} | "
+            f"{max(r.samples):.1f} | {counted} | "
+            f"{'' if r.total is None else f'{r.total:,}'} | {r.note} |"
+        )
+    return "\n".join(lines)
+
+
+# --- EXPLAIN -------------------------------------------------------------------------------
+
+
+def explain(base_url: str, token: str, cases: list[Case], sql_log: Path) -> str:
+    import httpx
+    from django.db import connection
+
+    out: list[str] = []
+    headers = {"Authorization": f"Bearer {token}"}
+    with httpx.Client(base_url=base_url, headers=headers, timeout=120) as client:
+        for case in cases:
+            for with_count in (False, True) if case.count_variant else (False,):
+                sql_log.write_bytes(b"")
+                query = (
+                    case.query.replace(" pageInfo", " totalCount pageInfo")
+                    if with_count
+                    else case.query
+                )
+                _post(client, query, case.variables[0])
+                statements: list[tuple[str, Any]] = []
+                with sql_log.open("rb") as f:
+                    while True:
+                        try:
+                            statements.append(pickle.load(f))
+                        except EOFError:
+                            break
+                title = case.name + (" + totalCount" if with_count else "")
+                out.append(f"\n## {title}  ({len(statements)} statements)\n")
+                for sql, params in statements:
+                    if "api_token" in sql or not sql.lstrip().upper().startswith("SELECT"):
+                        continue  # authentication, not the case being measured
+                    with connection.cursor() as cur:
+                        cur.execute("EXPLAIN (ANALYZE, BUFFERS) " + sql, params)
+                        plan = "\n".join(row[0] for row in cur.fetchall())
+                        shown = cur.mogrify(sql, params) if hasattr(cur, "mogrify") else sql
+                    out.append(f"```sql\n{shown}\n```\n```\n{plan}\n```")
+    return "\n".join(out)
+
+
+# --- main ----------------------------------------------------------------------------------
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--traces", type=int, default=100_000, help="traces to measure against")
+    parser.add_argument("--large-trace-spans", type=int, default=1000)
+    parser.add_argument("--requests", type=int, default=100, help="timed requests per case")
+    parser.add_argument("--warmup", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--only", help="run only the cases whose name contains this text")
+    parser.add_argument("--explain", type=Path, help="write EXPLAIN ANALYZE of every case here")
+    parser.add_argument("--json", type=Path, help="also write the raw samples here")
+    parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve:
+        serve(args.serve)
+        return
+
+    import django
+
+    django.setup()
+    import httpx
+
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per request
+    from django.db import connection
+
+    ensure_seeded(args.traces, args.large_trace_spans, args.seed)
+    cases = build_cases(args.large_trace_spans)
+    if args.only:
+        cases = [c for c in cases if args.only in c.name]
+    secret, revoke = issue_token()
+    with connection.cursor() as cur:
+        cur.execute("SHOW server_version")
+        server_version = cur.fetchone()[0]  # type: ignore[index]
+        cur.execute("SELECT count(*), sum(span_count) FROM tracing_oteltrace")
+        n_traces, n_spans = cur.fetchone()  # type: ignore[misc]
+    connection.close()  # the server has the database to itself while measuring
+    try:
+        sql_log = Path(tempfile.mkstemp(prefix="qbench-sql-")[1]) if args.explain else None
+        with running_server(str(sql_log) if sql_log else None) as url:
+            headers = {"Authorization": f"Bearer {secret}"}
+            results: list[Result] = []
+            with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
+                for case in cases:
+                    if case.after_pages:
+                        case.variables = [{"after": deep_cursor(client, case.after_pages)}]
+                    if sql_log is None:
+                        result = measure(client, case, args.requests, args.warmup)
+                        results.append(result)
+                        print(
+                            f"{case.name:55s} p50 {pct(result.samples, 50):7.1f} ms  "
+                            f"p95 {pct(result.samples, 95):7.1f} ms"
+                            + (
+                                f"   with totalCount p50 {pct(result.with_count, 50):7.1f} ms"
+                                if result.with_count
+                                else ""
+                            ),
+                            flush=True,
+                        )
+            if sql_log is not None:
+                args.explain.write_text(explain(url, secret, cases, sql_log))
+                print(f"plans written to {args.explain}")
+                return
+    finally:
+        revoke()
+    header = {
+        "date": datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC"),
+        "machine": f"{os.cpu_count()} cores, {platform.machine()}, "
+        f"Python {platform.python_version()}",
+        "PostgreSQL": server_version,
+        "data": f"{n_traces:,} traces, {n_spans:,} spans",
+        "method": f"{args.requests} sequential requests per case after {args.warmup} warm-up, "
+        "httpx → uvicorn (1 worker) on loopback, page of 50",
+    }
+    text = report(results, header)
+    print()
+    print(text)
+    if args.json:
+        args.json.write_text(
+            json.dumps(
+                {"header": header, "results": [r.__dict__ for r in results]}, indent=1, default=str
+            )
+        )
+
+
+if __name__ == "__main__":
+    main()
