@@ -492,6 +492,9 @@ def test_staff_filters_opens_a_trace_reads_a_chat_span_and_crosses_to_the_conver
     row.locator("td.trace-query a").click()
     page.wait_for_selector('[data-viewer="detail"][data-ready="true"]')
     assert urlparse(page.url).path == f"/admin/agent-traces/{calc.id.hex}/"
+    # The breadcrumb leads back to the filtered list the reader came from.
+    back = page.get_attribute(".breadcrumbs a.back-to-list", "href") or ""
+    assert parse_qs(urlparse(back).query) == {"toolUsed": ["calculate"], "status": ["completed"]}
     spans = list(calc.spans.all())
     rows = page.locator(".wf-row")
     assert rows.count() == len(spans)
@@ -902,10 +905,10 @@ def test_a_two_thousand_span_trace_opens_and_scrolls(
     # failure says so while collapsed. Expand all restores every row.
     page.click(".wf-collapse-all")
     assert page.locator(".wf-spacer").evaluate("s => s.style.height") == f"{335 * 24}px"
-    iteration = OTelSpan.objects.get(trace_id=uuid.UUID(trace_id), name="iteration_200")
+    holder = OTelSpan.objects.get(trace_id=uuid.UUID(trace_id), name="iteration_200")
     # Row 201: the agent span, knowledge_routing, then iterations 1..199 above it.
     page.locator(".wf-viewport").evaluate("v => { v.scrollTop = 201 * 24; }")
-    collapsed = page.locator(f'.wf-row[data-span-id="{iteration.span_id}"]')
+    collapsed = page.locator(f'.wf-row[data-span-id="{holder.span_id}"]')
     collapsed.wait_for()
     assert collapsed.locator(".wf-error-below").count() == 1
     assert page.locator(".wf-error-below").count() == 1
