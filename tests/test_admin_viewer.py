@@ -418,6 +418,26 @@ def test_anonymous_and_non_staff_users_are_refused(
     assert status == 403
 
 
+def test_the_admin_app_list_entry_leads_to_the_viewer(
+    live_server_url: str, page: Any, agent_runs: AgentRuns
+) -> None:
+    base = live_server_url
+    get_user_model().objects.create_superuser("root", password=PASSWORD)
+    admin_login(page, base, "root")
+
+    # Traces have their usual row in the app list, and it opens the viewer, not an
+    # ORM changelist; an old-style change URL opens the trace's page.
+    page.click("tr.model-oteltrace th a")
+    wait_list(page)
+    assert urlparse(page.url).path == "/admin/agent-traces/"
+    assert list_rows(page).count() == 3
+    trace_id = agent_runs.search.id
+    page.goto(f"{base}/admin/tracing/oteltrace/{trace_id}/change/")
+    page.wait_for_selector('[data-viewer="detail"][data-ready="true"]')
+    assert urlparse(page.url).path == f"/admin/agent-traces/{trace_id.hex}/"
+    assert page.inner_text(".trace-summary [data-field=toolsUsed]") == "search_knowledge"
+
+
 # --- the main flow -------------------------------------------------------------------------
 
 

@@ -94,6 +94,12 @@ async function main() {
   renderSummary(trace);
   layout.hidden = false;
   const container = root.querySelector(".waterfall");
+  if (!(trace.spans || []).length) {
+    // A trace row exists as soon as any span arrives; this one has none left to show.
+    container.replaceChildren(h("p", { class: "help" }, "No spans are stored for this trace."));
+    root.dataset.ready = "true";
+    return;
+  }
   const waterfall = new Waterfall(container, trace.spans || [], { onSelect: showSpan });
   root.querySelector(".wf-expand-all").addEventListener("click", () => waterfall.setAllCollapsed(false));
   root.querySelector(".wf-collapse-all").addEventListener("click", () => waterfall.setAllCollapsed(true));
