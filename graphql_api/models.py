@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from typing import Any
 
 from django.conf import settings
 from django.db import models
@@ -49,7 +50,7 @@ class ApiToken(models.Model):
         return f"{self.prefix}… ({self.user}, {state})"
 
     @classmethod
-    def issue(cls, user: models.Model, name: str = "") -> tuple[ApiToken, str]:
+    def issue(cls, user: Any, name: str = "") -> tuple[ApiToken, str]:
         """Create a token for ``user``; returns the row and the only copy of the secret."""
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(

@@ -9,6 +9,7 @@ its size.
 
 from __future__ import annotations
 
+import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -16,7 +17,8 @@ import strawberry
 import strawberry_django
 from django.db.models import F, OrderBy, Q, QuerySet
 from strawberry import Info, Parent
-from strawberry_django.relay import DjangoCursorConnection
+from strawberry.relay import from_base64
+from strawberry_django.relay import DjangoCursorConnection, DjangoCursorEdge
 
 from graphql_api.context import loaders
 from graphql_api.permissions import staff_only
@@ -248,6 +250,19 @@ def page_window(first: int | None, last: int | None) -> tuple[int | None, int | 
     return first, last
 
 
+def check_cursor(name: str, cursor: str) -> None:
+    """A cursor must be one this API handed out; the connection then checks its values."""
+    try:
+        prefix, payload = from_base64(cursor)
+        values = json.loads(payload)
+    except (ValueError, TypeError):
+        values = prefix = None
+    if prefix != DjangoCursorEdge.CURSOR_PREFIX or not isinstance(values, list):
+        raise BadArgument(
+            f"Invalid cursor in '{name}': pass back a cursor or pageInfo.endCursor unchanged."
+        )
+
+
 class BoundedPageMixin:
     """Put before ``DjangoCursorConnection``: its keyset pagination, with a default and a
     maximum page size."""
@@ -263,6 +278,9 @@ class BoundedPageMixin:
         **kwargs: Any,
     ) -> Any:
         first, last = page_window(first, last)
+        for name, cursor in (("after", kwargs.get("after")), ("before", kwargs.get("before"))):
+            if cursor is not None:
+                check_cursor(name, cursor)
         return super().resolve_connection(  # type: ignore[misc]
             nodes, info=info, first=first, last=last, **kwargs
         )

@@ -9,7 +9,6 @@ GenAI keys, and this product's legacy names.
 from __future__ import annotations
 
 import json
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -29,6 +28,7 @@ from graphql_api.context import build_context
 from graphql_api.schema import schema
 from tracing import attributes as A
 from tracing.exporter import PostgresSpanExporter
+from tracing.models import OTelTrace
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -331,13 +331,19 @@ def execute(query: str, variables: dict[str, Any] | None = None, user: Any = Non
 
 
 @contextmanager
-def written(exporter: PostgresSpanExporter) -> Iterator[SpanWriter]:
-    w = SpanWriter(exporter)
+def committed_dataset(django_db_blocker: Any) -> Iterator[Built]:
+    """``build_dataset`` committed for a whole test module (the exporter writes through its
+    own connection), removed afterwards. Tests only read it."""
+    with django_db_blocker.unblock():
+        exporter = PostgresSpanExporter(keep_untagged=True)
+        try:
+            built = build_dataset(exporter)
+        finally:
+            exporter.shutdown()
     try:
-        yield w
+        yield built
     finally:
-        w.shutdown()
-
-
-def uid(hex_id: str) -> uuid.UUID:
-    return uuid.UUID(hex=hex_id)
+        with django_db_blocker.unblock():
+            OTelTrace.objects.all().delete()
+            Conversation.objects.all().delete()
+            get_user_model().objects.all().delete()

@@ -4,6 +4,7 @@ session POSTs, API tokens from ``create_api_token``, and GraphiQL for staff."""
 from __future__ import annotations
 
 import io
+from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -39,9 +40,9 @@ def _token(username: str, *extra: str) -> str:
 
 
 @pytest.fixture
-def http(live_server_url: str) -> httpx.Client:
+def http(live_server_url: str) -> Iterator[httpx.Client]:
     with httpx.Client(base_url=live_server_url, timeout=10) as client:
-        yield client  # type: ignore[misc]
+        yield client
 
 
 @pytest.fixture

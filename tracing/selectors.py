@@ -347,7 +347,7 @@ def breakdown_by_tool(traces: QuerySet[OTelTrace]) -> list[dict[str, Any]]:
         GROUP BY u.tool ORDER BY count(*) DESC, u.tool
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, (*params, STATUS_ERROR))
+        cursor.execute(sql, (STATUS_ERROR, *params))
         rows = cursor.fetchall()
     return [
         _breakdown(

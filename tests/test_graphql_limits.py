@@ -1,0 +1,97 @@
+"""Request limits (depth, aliases, tokens) and bad arguments: a clear GraphQL error, and
+not one SQL statement run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from graphql import get_introspection_query
+
+from graphql_api.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from tests.graphql_support import execute, unsaved_user
+
+pytestmark = pytest.mark.django_db
+
+
+def _refused(query: str, variables: dict[str, Any] | None = None) -> str:
+    with CaptureQueriesContext(connection) as captured:
+        result = execute(query, variables)
+    assert result.errors, result.data
+    assert result.data is None or all(v is None for v in result.data.values())
+    assert captured.captured_queries == [], "a refused request must not reach the database"
+    return result.errors[0].message
+
+
+def _nested_children(levels: int) -> str:
+    inner = "id"
+    for _ in range(levels):
+        inner = f"children {{ {inner} }}"
+    return f'{{ trace(id: "0123456789abcdef0123456789abcdef") {{ spans {{ {inner} }} }} }}'
+
+
+def test_depth_limit() -> None:
+    assert "exceeds maximum operation depth" in _refused(_nested_children(MAX_DEPTH))
+
+
+def test_depth_just_under_the_limit_runs() -> None:
+    result = execute(_nested_children(MAX_DEPTH - 3))
+    assert result.errors is None, result.errors
+
+
+def test_alias_limit() -> None:
+    aliases = " ".join(f"a{i}: filterOptions {{ statuses }}" for i in range(MAX_ALIASES + 1))
+    assert "aliases" in _refused(f"{{ {aliases} }}").lower()
+
+
+def test_token_limit() -> None:
+    fields = " ".join("statuses" for _ in range(MAX_TOKENS))
+    assert "token" in _refused(f"{{ filterOptions {{ {fields} }} }}").lower()
+
+
+def test_graphiql_introspection_fits_the_limits() -> None:
+    result = execute(get_introspection_query(descriptions=True))
+    assert result.errors is None, result.errors
+    assert result.data["__schema"]["queryType"]["name"] == "Query"
+
+
+@pytest.mark.parametrize(
+    ("query", "words"),
+    [
+        ("{ traces(first: 201) { totalCount } }", "cannot be higher than 200"),
+        ("{ traces(first: -5) { totalCount } }", "non-negative"),
+        ("{ traces(last: 500) { totalCount } }", "cannot be higher than 200"),
+        ('{ traces(after: "bm9wZQ==") { totalCount } }', "Invalid cursor"),
+        ("{ traces(ordering: [{startedAt: UPWARDS}]) { totalCount } }", "UPWARDS"),
+        ("{ traceStats { timeSeries(bucket: WEEK) { count } } }", "WEEK"),
+        (
+            '{ traces(filters: {startedAfter: "2026-01-02T00:00:00Z",'
+            ' startedBefore: "2026-01-01T00:00:00Z"}) { totalCount } }',
+            "must be before",
+        ),
+        (
+            "{ traceStats(filters: {minDurationMs: 9, maxDurationMs: 1}) { count } }",
+            "greater than maxDurationMs",
+        ),
+        ('{ trace(id: "1234") { id } }', "Invalid trace id"),
+        ('{ conversations(after: "x") { totalCount } }', "Invalid cursor"),
+    ],
+)
+def test_bad_arguments_touch_nothing(query: str, words: str) -> None:
+    assert words in _refused(query)
+
+
+def test_non_staff_get_a_permission_error_not_empty_data() -> None:
+    for query in (
+        "{ traces { totalCount } }",
+        '{ trace(id: "0123456789abcdef0123456789abcdef") { id } }',
+        "{ traceStats { count } }",
+        "{ filterOptions { statuses } }",
+        "{ conversations { totalCount } }",
+    ):
+        result = execute(query, user=unsaved_user(is_staff=False))
+        assert result.errors and "staff users only" in result.errors[0].message, query
+        # A nullable root field is null *with* the error beside it; nothing else is returned.
+        assert result.data is None or all(v is None for v in result.data.values())
