@@ -9,6 +9,7 @@ its size.
 
 from __future__ import annotations
 
+import inspect
 import json
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
@@ -16,9 +17,15 @@ from typing import TYPE_CHECKING, Annotated, Any
 import strawberry
 import strawberry_django
 from django.db.models import F, OrderBy, Q, QuerySet
+from django.db.models.expressions import CombinedExpression
 from strawberry import Info, Parent
 from strawberry.relay import from_base64
-from strawberry_django.relay import DjangoCursorConnection, DjangoCursorEdge
+from strawberry_django.relay import (
+    DjangoCursorConnection,
+    DjangoCursorEdge,
+    OrderedCollectionCursor,
+)
+from strawberry_django.relay.cursor_connection import annotate_ordering_fields
 
 from graphql_api.context import loaders
 from graphql_api.permissions import staff_only
@@ -150,22 +157,31 @@ def _given(obj: object, name: str) -> Any:
     description="One ordering key per item; later items break ties. Ties end on trace id.",
 )
 class TraceOrder:
-    started_at: strawberry_django.Ordering | None = strawberry_django.order_field(
-        description="Start of the run."
-    )
-    total_duration_ms: strawberry_django.Ordering | None = strawberry_django.order_field(
-        description="Duration of the whole run."
-    )
+    @strawberry_django.order_field(description="Start of the run.")
+    def started_at(self, value: strawberry_django.Ordering, prefix: str) -> list[OrderBy]:
+        return [order_by(F(f"{prefix}started_at"), value)]
+
+    @strawberry_django.order_field(description="Duration of the whole run.")
+    def total_duration_ms(self, value: strawberry_django.Ordering, prefix: str) -> list[OrderBy]:
+        return [order_by(F(f"{prefix}total_duration_ms"), value)]
+
     total_input_tokens: strawberry_django.Ordering | None = strawberry_django.order_field()
     total_output_tokens: strawberry_django.Ordering | None = strawberry_django.order_field()
 
     @strawberry_django.order_field(description="Input plus output tokens of the run.")
     def total_tokens(self, value: strawberry_django.Ordering, prefix: str) -> list[OrderBy]:
         total = F(f"{prefix}total_input_tokens") + F(f"{prefix}total_output_tokens")
-        nulls = {"nulls_first": True} if "NULLS_FIRST" in value.name else {}
-        if "NULLS_LAST" in value.name:
-            nulls = {"nulls_last": True}
-        return [total.asc(**nulls) if value.name.startswith("ASC") else total.desc(**nulls)]
+        return [order_by(total, value)]
+
+
+def order_by(expression: Any, value: strawberry_django.Ordering) -> OrderBy:
+    """``value`` applied to ``expression`` with the place of NULLs always spelled out
+    (PostgreSQL's own default when not asked: last ascending, first descending). The keyset
+    cursor reads it to decide whether NULL rows come before or after a cursor."""
+    descending = value.name.startswith("DESC")
+    nulls_first = "NULLS_FIRST" in value.name or (descending and "NULLS_LAST" not in value.name)
+    nulls: dict[str, bool] = {"nulls_first": True} if nulls_first else {"nulls_last": True}
+    return expression.desc(**nulls) if descending else expression.asc(**nulls)
 
 
 @strawberry_django.type(
@@ -263,6 +279,29 @@ def check_cursor(name: str, cursor: str) -> None:
         )
 
 
+def with_leading_bound(nodes: QuerySet, cursor: str, *, before: bool) -> QuerySet:
+    """Add ``first_key <= value`` (or ``>=``) to the keyset condition.
+
+    strawberry-django expresses "after the cursor" as ``a < v OR (a = v AND id < x)``,
+    which PostgreSQL can only apply as a filter while walking the index from the top: a
+    deep page would cost its depth. The redundant bound on the leading key, implied by that
+    condition, becomes an index condition, so every page starts where the cursor points.
+    """
+    _, descriptors, _ = annotate_ordering_fields(nodes)
+    lead = descriptors[0]
+    if isinstance(lead.order_by.expression, CombinedExpression) or lead.attname.startswith("_"):
+        return nodes  # an ordering expression: no index to seek in anyway
+    value = OrderedCollectionCursor.from_cursor(cursor, descriptors).field_values[0]
+    if value is None:
+        return nodes
+    upper = lead.order_by.descending != before
+    bound = Q(**{f"{lead.attname}__{'lte' if upper else 'gte'}": value})
+    nulls_follow = bool(lead.order_by.nulls_first) == before
+    if lead.maybe_null and nulls_follow:
+        bound |= Q(**{f"{lead.attname}__isnull": True})
+    return nodes.filter(bound)
+
+
 class BoundedPageMixin:
     """Put before ``DjangoCursorConnection``: its keyset pagination, with a default and a
     maximum page size."""
@@ -278,12 +317,28 @@ class BoundedPageMixin:
         **kwargs: Any,
     ) -> Any:
         first, last = page_window(first, last)
+        page_nodes = nodes
         for name, cursor in (("after", kwargs.get("after")), ("before", kwargs.get("before"))):
             if cursor is not None:
                 check_cursor(name, cursor)
-        return super().resolve_connection(  # type: ignore[misc]
-            nodes, info=info, first=first, last=last, **kwargs
+                page_nodes = with_leading_bound(page_nodes, cursor, before=name == "before")
+        result = super().resolve_connection(  # type: ignore[misc]
+            page_nodes, info=info, first=first, last=last, **kwargs
         )
+
+        # totalCount counts the whole filtered set, not what lies past the cursor.
+        def count_all(connection: Any) -> Any:
+            connection.total_count_qs = nodes
+            return connection
+
+        if inspect.isawaitable(result):
+            awaitable = result
+
+            async def resolved() -> Any:
+                return count_all(await awaitable)
+
+            return resolved()
+        return count_all(result)
 
 
 @strawberry.type(name="TraceConnection", description="A page of traces.")
@@ -292,8 +347,9 @@ class TraceConnection(BoundedPageMixin, DjangoCursorConnection[TraceType]):  # t
 
 
 def ordered_traces(queryset: QuerySet[OTelTrace]) -> QuerySet[OTelTrace]:
-    # The default order is the trace_started_idx index's; an ``ordering`` argument replaces it.
-    return queryset.order_by("-started_at", "-id")
+    # The default order is the trace_started_idx index's (DESC puts NULLs first in
+    # PostgreSQL, said explicitly for the cursor); an ``ordering`` argument replaces it.
+    return queryset.order_by(F("started_at").desc(nulls_first=True), F("id").desc())
 
 
 @strawberry.type
