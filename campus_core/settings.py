@@ -7,6 +7,7 @@ import os
 from pathlib import Path
 
 import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
 
 from campus_core.database import database_url
 
@@ -159,9 +160,17 @@ SENTRY_COLLECT_USER_INFO = env_bool("SENTRY_COLLECT_USER_INFO", default=True)
 # FERPA: regular expressions removed from everything sent to Sentry (events, logs, span
 # attributes). A named group "pii" limits the replacement to that group. Override with a
 # JSON list in SENTRY_SCRUB_PATTERNS; PostgreSQL keeps the full text either way.
+try:
+    _scrub_override = json.loads(os.environ.get("SENTRY_SCRUB_PATTERNS") or "null")
+except ValueError as exc:
+    raise ImproperlyConfigured(f"SENTRY_SCRUB_PATTERNS is not a JSON list: {exc}") from exc
+if _scrub_override is not None and not (
+    isinstance(_scrub_override, list) and all(isinstance(p, str) for p in _scrub_override)
+):
+    raise ImproperlyConfigured("SENTRY_SCRUB_PATTERNS must be a JSON list of strings")
 SENTRY_SCRUB_PATTERNS: list[str] = (
-    json.loads(os.environ["SENTRY_SCRUB_PATTERNS"])
-    if os.environ.get("SENTRY_SCRUB_PATTERNS")
+    _scrub_override
+    if _scrub_override is not None
     else [
         r"[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\.[A-Za-z0-9-]+)*\.[A-Za-z]{2,}",  # email
         r"\b[Ss]\d{7}\b",  # student ID, S1234567
@@ -180,3 +189,11 @@ SENTRY_SCRUB_REPLACEMENT = os.environ.get("SENTRY_SCRUB_REPLACEMENT", "[Filtered
 METRICS_EXPORTER = os.environ.get("METRICS_EXPORTER", "none")
 OTEL_EXPORTER_OTLP_METRICS_ENDPOINT = os.environ.get("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", "")
 METRICS_EXPORT_INTERVAL_MS = env_int("METRICS_EXPORT_INTERVAL_MS", 60_000)
+
+# A typo here would silently drop every log line's format or every metric: stop instead.
+if LOG_FORMAT not in ("json", "text"):
+    raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+if METRICS_EXPORTER not in ("none", "console", "otlp"):
+    raise ImproperlyConfigured(
+        f"METRICS_EXPORTER must be one of none, console, otlp, not {METRICS_EXPORTER!r}"
+    )

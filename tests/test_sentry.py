@@ -8,6 +8,7 @@ shuts it down afterwards, so other tests run with Sentry off.
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -161,6 +162,9 @@ def test_error_in_a_chat_request_arrives_as_an_event_linked_to_the_same_trace(
     assert event["request"]["url"].endswith("/get_chatbot_response/")
     assert event["request"]["method"] == "POST"
     assert event["user"] == {"id": str(user.pk)}
+    # the request body was sent, scrubbed
+    body = event["request"]["data"]["message"]
+    assert body.startswith("Hi, my name is [Filtered], student [Filtered], ID [Filtered]")
 
     # and the request's spans, the ASGI server span included, are in the same Sentry trace
     received = {s.name for s in sentry.spans if s.trace_id == row.id.hex}
@@ -223,6 +227,47 @@ def test_incoming_sentry_baggage_is_passed_on_unchanged(sentry: SentryReceiver) 
     assert headers["traceparent"].startswith("00-0af7651916cd43dd8448eb211c80319c-")
     assert headers["sentry-trace"].startswith("0af7651916cd43dd8448eb211c80319c-")
     assert "sentry-public_key=up" in headers["baggage"]
+
+
+def test_log_records_and_their_breadcrumbs_are_scrubbed(sentry: SentryReceiver) -> None:
+    log = logging.getLogger("campus_core.obs_test")
+    log.warning("student %s wrote from %s", STUDENT_ID, EMAIL)
+    try:
+        raise ValueError(f"no record for {NINE_DIGIT_ID}")
+    except ValueError:
+        log.exception("lookup failed for student %s", STUDENT_ID)
+    sentry_sdk.flush(timeout=10)
+
+    bodies = [entry["body"] for entry in sentry.logs if entry["body"].startswith("student")]
+    assert bodies == ["student [Filtered] wrote from [Filtered]"]
+    (event,) = [e for e in sentry.events if e.get("logger") == "campus_core.obs_test"]
+    assert event["logentry"]["formatted"] == "lookup failed for student [Filtered]"
+    assert event["exception"]["values"][0]["value"] == "no record for [Filtered]"
+    assert_no_student_data(sentry)
+
+
+def test_the_tracing_hook_starts_sentry_from_settings_on_that_provider() -> None:
+    """Production start-up: init_tracing() calls attach_to_tracer_provider(provider)."""
+    receiver = SentryReceiver().start()
+    provider = TracerProvider()
+    try:
+        with override_settings(SENTRY_DSN=receiver.dsn):
+            sentry_setup.attach_to_tracer_provider(provider)
+        assert sentry_sdk.get_client().is_active()
+        with provider.get_tracer("obs.test").start_as_current_span(f"lookup {EMAIL}") as span:
+            span.set_attribute("student.email", EMAIL)
+        assert provider.force_flush()
+
+        (received,) = receiver.spans
+        assert received.trace_id == format(span.get_span_context().trace_id, "032x")
+        assert received.name == "lookup [Filtered]"
+        assert received.attributes["student.email"] == "[Filtered]"
+        # the provider's original span, which PostgreSQL would persist, is untouched
+        assert span.attributes is not None and span.attributes["student.email"] == EMAIL
+    finally:
+        sentry_setup.shutdown_sentry()
+        provider.shutdown()
+        receiver.stop()
 
 
 def test_shutdown_stops_sending_and_restores_the_propagator() -> None:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import weakref
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
@@ -172,7 +173,8 @@ class SentrySpanBridge(SpanProcessor):
     def __init__(self) -> None:
         self._delegate: SpanProcessor | None = None
         self._lock = threading.Lock()
-        self.providers: set[int] = set()
+        # Providers holding this bridge (weakly: test providers come and go).
+        self.providers: weakref.WeakSet[TracerProvider] = weakref.WeakSet()
 
     @property
     def active(self) -> bool:
@@ -286,9 +288,9 @@ def attach_to_tracer_provider(provider: TracerProvider) -> None:
     """Hook called by ``tracing.tracer.init_tracing``: Sentry becomes a consumer of our
     provider, and Sentry starts here when ``SENTRY_DSN`` is set."""
     with _lock:
-        if id(provider) not in _bridge.providers:
+        if provider not in _bridge.providers:
             provider.add_span_processor(_bridge)
-            _bridge.providers.add(id(provider))
+            _bridge.providers.add(provider)
         if settings.SENTRY_DSN and not _bridge.active:
             init_sentry(provider=provider)
 
@@ -358,9 +360,9 @@ def init_sentry(
 
             provider = get_provider()
         if provider is not None:
-            if id(provider) not in _bridge.providers:
+            if provider not in _bridge.providers:
                 provider.add_span_processor(_bridge)
-                _bridge.providers.add(id(provider))
+                _bridge.providers.add(provider)
             exporter = OTLPSpanExporter(
                 endpoint=auth.get_api_url(EndpointType.OTLP_TRACES),
                 headers={"X-Sentry-Auth": auth.to_header()},
