@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -177,3 +180,30 @@ def test_filter_reads_the_current_span_and_keeps_extra_fields(json_lines: JsonLi
     assert line["span_id"] == format(context.span_id, "016x")
     assert line["tool"] == "calculate"
     assert line["message"] == "inside"
+
+
+@pytest.mark.parametrize(
+    ("variable", "value", "message"),
+    [
+        ("LOG_FORMAT", "xml", "LOG_FORMAT must be json or text, not 'xml'"),
+        ("METRICS_EXPORTER", "prometheus", "METRICS_EXPORTER must be one of none, console, otlp"),
+        ("SENTRY_SCRUB_PATTERNS", "[1]", "SENTRY_SCRUB_PATTERNS must be a JSON list of strings"),
+        ("SENTRY_SCRUB_PATTERNS", "{", "SENTRY_SCRUB_PATTERNS is not a JSON list"),
+    ],
+)
+def test_a_bad_observability_setting_stops_start_up(
+    variable: str, value: str, message: str
+) -> None:
+    """Settings are read once per process, so a fresh interpreter loads them."""
+    env = {**os.environ, variable: value}
+    result = subprocess.run(
+        [sys.executable, "-c", "import campus_core.settings"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    assert result.returncode != 0
+    assert f"ImproperlyConfigured: {message}" in result.stderr

@@ -383,6 +383,8 @@ def _install_propagator() -> None:
     current = propagate.get_global_textmap()
     if _previous_textmap is None:
         _previous_textmap = current
+    # No W3C baggage propagator beside it: both write the one ``baggage`` header, and the
+    # Sentry one carries the dynamic sampling context Sentry needs (we set no OTel baggage).
     propagate.set_global_textmap(
         CompositePropagator([TraceContextTextMapPropagator(), SentryTracePropagator()])
     )
