@@ -3,10 +3,11 @@
 What it guarantees:
 
 * only spans tagged by ``AgentRunTaggerProcessor`` are kept; the rest return at once;
-* spans are inserted with ``ON CONFLICT DO NOTHING``, and a trace's summary is advanced
-  only by the spans that were actually inserted — so a batch exported twice changes
-  nothing, and a trace arriving over many batches (root last) ends with the same summary
-  as if it came at once;
+* spans already stored are never inserted again (a batch is COPYed straight into the span
+  table; when the unique constraint rejects it, it is redone through a staging table with
+  ``ON CONFLICT DO NOTHING``), and a trace's summary is advanced only by the spans that
+  were actually inserted — so a batch exported twice changes nothing, and a trace
+  arriving over many batches (root last) ends with the same summary as if it came at once;
 * the summary facts of each span come from ``tracing.semconv`` (one classification for
   every naming generation);
 * while PostgreSQL is unreachable, rows wait in a bounded buffer and a retry thread writes
@@ -38,6 +39,7 @@ from django.db import connections
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
+from psycopg.types.json import Jsonb
 
 from tracing import attributes as A
 from tracing import semconv
@@ -285,6 +287,29 @@ _INSERT_TRACES = (
     "INSERT INTO tracing_oteltrace (id) SELECT DISTINCT trace_id FROM _span_stage "
     "ON CONFLICT (id) DO NOTHING"
 )
+# The direct path (see ``_write``): trace ids in a fixed order so concurrent writers lock
+# trace rows in the same order.
+_INSERT_TRACE_IDS = (
+    "INSERT INTO tracing_oteltrace (id) SELECT unnest(%s::uuid[]) ORDER BY 1 "
+    "ON CONFLICT (id) DO NOTHING"
+)
+_COPY_SPANS = f"COPY tracing_otelspan ({_COLS}) FROM STDIN (FORMAT BINARY)"
+# Binary COPY: no escaping of the (backslash-rich) JSON text on either side.
+_COPY_SPAN_TYPES = (
+    "uuid",
+    "varchar",
+    "varchar",
+    "varchar",
+    "varchar",
+    "timestamptz",
+    "timestamptz",
+    "float8",
+    "varchar",
+    "text",
+    "jsonb",
+    "jsonb",
+    "varchar",
+)
 _INSERT_SPANS = (
     f"INSERT INTO tracing_otelspan ({_COLS}) SELECT {_COLS} FROM _span_stage "
     "ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id"
@@ -345,6 +370,11 @@ FROM (
 ) d
 WHERE t.id = d.id
 """
+
+
+def _as_is(text: str) -> str:
+    """``dumps`` for values that already are JSON text (made by ``storable_json``)."""
+    return text
 
 
 def _update_params(deltas: dict[uuid.UUID, TraceDelta]) -> list[list[Any]]:
@@ -627,26 +657,57 @@ class PostgresSpanExporter(SpanExporter):
     def _write(self, rows: list[SpanRow]) -> None:
         with suppress_instrumentation():
             conn = self._connection()
-            with conn.transaction(), conn.cursor() as cur:
-                if not self._staged:
-                    cur.execute(_CREATE_STAGE)
-                    self._staged = True
-                with cur.copy(_COPY_STAGE) as copy:
-                    for row in rows:
-                        copy.write_row(row.values)
-                cur.execute(_INSERT_TRACES)
-                cur.execute(_INSERT_SPANS)
-                inserted = {(trace_id, span_id) for trace_id, span_id in cur.fetchall()}
-                fresh: list[SpanRow] = []
-                for row in rows:
-                    key = (row.trace_id, row.span_id)
-                    if key in inserted:
-                        inserted.discard(key)  # a span twice in one batch counts once
-                        fresh.append(row)
-                if fresh:
-                    cur.execute(_UPDATE_TRACES, _update_params(summarize(fresh)))
+            try:
+                fresh = self._write_direct(conn, rows)
+            except psycopg.errors.UniqueViolation:
+                # Some of these spans are stored already; the transaction rolled back
+                # whole, and the staged path inserts only the others.
+                fresh = self._write_staged(conn, rows)
         self.stats.spans_written += len(fresh)
         self.stats.spans_duplicate += len(rows) - len(fresh)
+
+    def _write_direct(self, conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[SpanRow]:
+        """COPY straight into the span table.
+
+        About twice as fast as staging: the rows cross the server once and no RETURNING
+        set comes back. A span already stored (a batch exported again, a retry after a
+        commit whose answer was lost, a span twice in one batch) makes the unique
+        constraint fail the COPY; the transaction then rolls back whole and ``_write``
+        takes the staged path, so nothing is duplicated or counted twice.
+        """
+        with conn.transaction(), conn.cursor() as cur:
+            cur.execute(_INSERT_TRACE_IDS, (sorted({row.trace_id for row in rows}),))
+            with cur.copy(_COPY_SPANS) as copy:
+                copy.set_types(_COPY_SPAN_TYPES)
+                for row in rows:
+                    v = row.values
+                    copy.write_row(
+                        (*v[:10], Jsonb(v[10], dumps=_as_is), Jsonb(v[11], dumps=_as_is), v[12])
+                    )
+            cur.execute(_UPDATE_TRACES, _update_params(summarize(rows)))
+        return rows
+
+    def _write_staged(self, conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[SpanRow]:
+        """COPY into a temp table, then INSERT ... ON CONFLICT DO NOTHING RETURNING."""
+        with conn.transaction(), conn.cursor() as cur:
+            if not self._staged:
+                cur.execute(_CREATE_STAGE)
+                self._staged = True
+            with cur.copy(_COPY_STAGE) as copy:
+                for row in rows:
+                    copy.write_row(row.values)
+            cur.execute(_INSERT_TRACES)
+            cur.execute(_INSERT_SPANS)
+            inserted = {(trace_id, span_id) for trace_id, span_id in cur.fetchall()}
+            fresh: list[SpanRow] = []
+            for row in rows:
+                key = (row.trace_id, row.span_id)
+                if key in inserted:
+                    inserted.discard(key)  # a span twice in one batch counts once
+                    fresh.append(row)
+            if fresh:
+                cur.execute(_UPDATE_TRACES, _update_params(summarize(fresh)))
+        return fresh
 
     def _ensure_retry_thread(self) -> None:
         with self._lock:
