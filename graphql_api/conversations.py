@@ -10,7 +10,7 @@ from strawberry_django.relay import DjangoCursorConnection
 
 from campus_core.chat.models import Conversation, Message
 from graphql_api.permissions import staff_only
-from graphql_api.traces import BoundedPageMixin, TraceConnection, parse_int_id
+from graphql_api.traces import MAX_PAGE_SIZE, BoundedPageMixin, TraceType, parse_int_id
 
 
 @strawberry_django.type(Message, name="Message", description="One chat message.")
@@ -29,8 +29,12 @@ class ConversationType:
     title: str
     created_at: datetime
     messages: list[MessageType] = strawberry_django.field(description="Ordered by time.")
-    traces: TraceConnection = strawberry_django.connection(
-        description="The agent runs of this conversation, newest first."
+    # strawberry-django's own connection class, so its optimizer pages every
+    # conversation's runs in one window-function query (a subclass would not be recognised).
+    traces: DjangoCursorConnection[TraceType] = strawberry_django.connection(  # type: ignore[type-var]
+        description=(
+            f"The agent runs of this conversation, newest first (at most {MAX_PAGE_SIZE} per page)."
+        )
     )
 
     @classmethod

@@ -25,7 +25,10 @@ schema = strawberry.Schema(
     query=Query,
     config=StrawberryConfig(relay_max_results=traces.MAX_PAGE_SIZE),
     extensions=[
-        DjangoOptimizerExtension,
+        # Joins and prefetches, yes; column pruning (only()), no: keyset cursors read the
+        # ordering columns from each row, and pruned columns would be fetched one row at a
+        # time (and fail in async code) on nested connections. Trace rows are narrow.
+        lambda: DjangoOptimizerExtension(enable_only_optimization=False),
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),

@@ -192,7 +192,7 @@ def order_by(expression: Any, value: strawberry_django.Ordering) -> OrderBy:
     ordering=TraceOrder,
 )
 class TraceType:
-    @strawberry_django.field(description="OTel trace id, 32 hex characters.", only=["id"])
+    @strawberry_django.field(description="OTel trace id, 32 hex characters.")
     def id(self, root: Parent[OTelTrace]) -> strawberry.ID:
         return strawberry.ID(root.id.hex)
 
@@ -224,7 +224,6 @@ class TraceType:
             "The agent span (invoke_agent / agent_run); when it is missing, the first span "
             "whose parent never arrived."
         ),
-        only=["id", "root_span_id"],
     )
     async def root_span(self, root: Parent[OTelTrace], info: Info) -> SpanType | None:
         return await loaders(info).root_span.load((root.id, root.root_span_id))  # type: ignore[return-value]
@@ -244,7 +243,6 @@ class TraceType:
 
     @strawberry_django.field(
         description="Every span of the run, flat, ordered by start (with depth and offsetMs).",
-        only=["id"],
     )
     async def spans(self, root: Parent[OTelTrace], info: Info) -> list[SpanType]:
         tree = await loaders(info).span_tree.load(root.id)

@@ -157,3 +157,30 @@ def test_a_trace_of_1000_spans_costs_the_same_queries_as_a_small_one(
     assert n_small == n_big, "\n\n".join(sql)
     # trace (with conversation), spans, root span
     assert n_big <= 3, "\n\n".join(sql)
+
+
+CONVERSATIONS = """
+query($first: Int!) {
+  conversations(first: $first) {
+    totalCount
+    edges { node {
+      id title messages { role content }
+      traces(first: 2) { totalCount edges { node { id status rootSpan { id name } } } }
+    } }
+  }
+}
+"""
+
+
+def test_conversations_with_nested_traces_cost_the_same_at_any_page_size(
+    traces: dict[str, str],
+) -> None:
+    n10, _, _ = _count(CONVERSATIONS, {"first": 10})
+    n100, data100, sql = _count(CONVERSATIONS, {"first": 100})
+    assert len(data100["conversations"]["edges"]) == 100
+    for edge in data100["conversations"]["edges"]:
+        node = edge["node"]
+        assert [m["role"] for m in node["messages"]] == ["user", "assistant"]
+        assert node["traces"]["totalCount"] == 1
+        assert node["traces"]["edges"][0]["node"]["rootSpan"]["name"].startswith("invoke_agent")
+    assert n10 == n100, "\n\n".join(sql)
