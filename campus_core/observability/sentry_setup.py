@@ -204,6 +204,7 @@ class SentrySpanBridge(SpanProcessor):
             delegate.on_end(span)
 
     def shutdown(self) -> None:
+        # Called when the process's provider shuts down (exit): flush Sentry's queue too.
         self.detach()
 
     def force_flush(self, timeout_millis: int = 30_000) -> bool:
@@ -262,7 +263,7 @@ class SentryTracePropagator(TextMapPropagator):
 
     @property
     def fields(self) -> set[str]:
-        return {"sentry-trace", "baggage"}
+        return {SENTRY_TRACE_HEADER_NAME, BAGGAGE_HEADER_NAME}
 
 
 def sentry_trace_header(span_context: SpanContext) -> str:
