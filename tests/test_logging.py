@@ -22,7 +22,12 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from opentelemetry.sdk.trace import TracerProvider
 
-from campus_core.observability.logging_filters import RequestIdFilter, json_formatter
+from campus_core.observability.logging_filters import (
+    RequestIdFilter,
+    json_formatter,
+    request_id_var,
+    user_id_var,
+)
 from campus_core.observability.middleware import request_id_from
 from tracing.models import OTelTrace
 
@@ -207,3 +212,22 @@ def test_a_bad_observability_setting_stops_start_up(
 
     assert result.returncode != 0
     assert f"ImproperlyConfigured: {message}" in result.stderr
+
+
+@pytest.mark.django_db
+def test_sync_stack_returns_the_request_id_and_unbinds_it_after_the_response(
+    json_lines: JsonLines,
+) -> None:
+    # Django's test Client drives the synchronous handler, i.e. the middleware's sync path
+    user = get_user_model().objects.create_user("lin", password="correct horse battery")
+    client = Client()
+    client.force_login(user)
+
+    response = client.get("/admin/login/", headers={"X-Request-ID": "sync-1"})
+
+    assert response.headers["X-Request-ID"] == "sync-1"
+    # nothing of that request stays bound to this thread for the next log line
+    assert request_id_var.get() is None and user_id_var.get() is None
+    logging.getLogger("obs.test").info("between requests")
+    (line,) = json_lines.messages("obs.test")
+    assert line["request_id"] is None and line["user_id"] is None
