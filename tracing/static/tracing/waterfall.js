@@ -234,9 +234,10 @@ export class Waterfall {
   }
 
   setAllCollapsed(collapsed) {
+    const roots = new Set(this.roots);
     for (const node of this.nodes.values()) {
       // Collapsing everything but the roots keeps the run's outline on screen.
-      node.collapsed = collapsed && node.children.length > 0 && !this.roots.includes(node);
+      node.collapsed = collapsed && node.children.length > 0 && !roots.has(node);
     }
     this.refresh();
   }
