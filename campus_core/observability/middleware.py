@@ -51,7 +51,11 @@ class RequestIdMiddleware:
         request_id = request_id_from(request)
         request.request_id = request_id  # type: ignore[attr-defined]
         tokens = bind_request(request_id, _user_id(getattr(request, "user", None)))
-        response = self.get_response(request)
+        try:
+            response = self.get_response(request)
+        except BaseException:
+            unbind_request(tokens)
+            raise
         return self._finish(response, request_id, tokens)
 
     async def __acall__(self, request: HttpRequest) -> HttpResponseBase:
@@ -66,15 +70,19 @@ class RequestIdMiddleware:
             request.user = user
         tokens = bind_request(request_id, _user_id(user))
         get_response: Callable[[HttpRequest], Awaitable[HttpResponseBase]] = self.get_response
-        response = await get_response(request)
+        try:
+            response = await get_response(request)
+        except BaseException:
+            unbind_request(tokens)
+            raise
         return self._finish(response, request_id, tokens)
 
     @staticmethod
     def _finish(response: HttpResponseBase, request_id: str, tokens: Any) -> HttpResponseBase:
         response[REQUEST_ID_HEADER] = request_id
+        # A streaming body is produced after this returns and must still log with the
+        # request's ids, so they stay bound; under ASGI each request runs in its own task
+        # context, and the values go away with it.
         if not response.streaming:
             unbind_request(tokens)
-        # A streaming body is produced after this returns and must still log with the
-        # request's ids; under ASGI each request runs in its own task context, so the
-        # values go away with it.
         return response
