@@ -293,10 +293,13 @@ def build_cases(large_spans: int) -> list[Case]:
             q,
             filters({"status": ["error"], "model": ["gpt-4o"], "toolUsed": "calculate"}),
         ),
+        Case("ordering: totalDurationMs DESC", q, [{"o": [{"totalDurationMs": "DESC"}]}]),
+        Case("ordering: totalTokens DESC", q, [{"o": [{"totalTokens": "DESC"}]}]),
+        Case("ordering: totalInputTokens DESC", q, [{"o": [{"totalInputTokens": "DESC"}]}]),
         Case(
-            "ordering: totalDurationMs DESC",
+            "status: error, ordering: totalDurationMs DESC",
             q,
-            [{"o": [{"totalDurationMs": "DESC"}]}],
+            [{"f": {"status": ["error"]}, "o": [{"totalDurationMs": "DESC"}]}],
         ),
     ]
     for label, query in (("waterfall fields", WATERFALL_QUERY), ("all fields", DETAIL_QUERY)):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
+from django.db.models import F
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now, Upper
 
@@ -55,6 +56,15 @@ class OTelTrace(models.Model):
             models.Index(fields=["status", "-started_at", "-id"], name="trace_status_idx"),
             models.Index(fields=["model", "-started_at", "-id"], name="trace_model_idx"),
             models.Index(fields=["total_duration_ms", "id"], name="trace_duration_idx"),
+            # Ordering by tokens: without these a page sorts the whole table (~240 ms at 1M
+            # traces, see benchmarks/RESULTS.md); ties on id are left to an incremental sort.
+            models.Index(fields=["total_input_tokens", "id"], name="trace_input_tokens_idx"),
+            models.Index(fields=["total_output_tokens", "id"], name="trace_output_tokens_idx"),
+            models.Index(
+                F("total_input_tokens") + F("total_output_tokens"),
+                F("id"),
+                name="trace_total_tokens_idx",
+            ),
             models.Index(fields=["conversation", "-started_at"], name="trace_conversation_idx"),
             GinIndex(fields=["tools_used"], name="trace_tools_gin"),
             GinIndex(OpClass(Upper("query"), name="gin_trgm_ops"), name="trace_query_trgm"),
