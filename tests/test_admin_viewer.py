@@ -653,9 +653,16 @@ def test_filters_sorting_and_pages_live_in_the_url(
         )
 
     assert shown() == [gamma, beta, alpha]  # newest first
+    # Aggregates of everything the filters match, from traceStats.
+    page.wait_for_selector(".trace-stats:not([hidden])")
+    assert page.inner_text('.trace-stats [data-stat="errors"]') == "1 of 3 (33.3%)"
+    assert page.inner_text('.trace-stats [data-stat="p50"]') == "500 ms"
 
     submit(minDurationMs="400")
     assert shown() == [beta, alpha]
+    page.wait_for_selector(
+        '.trace-stats:not([hidden]) [data-stat="errors"]:text-is("1 of 2 (50.0%)")'
+    )
     submit(startedAfter="2026-03-02T00:00", startedBefore="2026-03-03T00:00")
     assert shown() == [beta]
     assert parse_qs(urlparse(page.url).query)["startedAfter"] == ["2026-03-02T00:00"]

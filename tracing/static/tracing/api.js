@@ -73,6 +73,14 @@ query TraceList(
   }
 }`;
 
+export const TRACE_STATS_QUERY = `
+query TraceStats($filters: TraceFilter) {
+  traceStats(filters: $filters) {
+    count errors errorRate inputTokens outputTokens
+    durationMs { p50 p95 p99 }
+  }
+}`;
+
 export const FILTER_OPTIONS_QUERY = `
 query FilterOptions { filterOptions { statuses models tools } }`;
 
@@ -172,6 +180,11 @@ export async function fetchTracePage(filters, ordering, page) {
     endCursor: info.endCursor || null,
     traces: conn.edges.map((edge) => edge.node),
   };
+}
+
+export async function fetchTraceStats(filters) {
+  const data = await graphql(TRACE_STATS_QUERY, { filters });
+  return data.traceStats;
 }
 
 export async function fetchFilterOptions() {

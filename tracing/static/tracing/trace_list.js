@@ -1,7 +1,7 @@
 // The trace list: filters and sort order (kept in the URL), the table, cursor pagination.
 
 import {
-  fetchConversation, fetchFilterOptions, fetchTracePage, urlFor, viewerConfig,
+  fetchConversation, fetchFilterOptions, fetchTracePage, fetchTraceStats, urlFor, viewerConfig,
 } from "./api.js";
 import {
   clear, formatDuration, formatNumber, formatTime, h, showError, statusBadge,
@@ -30,6 +30,7 @@ const table = root.querySelector("#trace-list");
 const tbody = table.querySelector("tbody");
 const summary = root.querySelector(".trace-list-summary");
 const pager = root.querySelector(".trace-list-pager");
+const stats = root.querySelector(".trace-stats");
 const config = viewerConfig();
 let loadSeq = 0;
 
@@ -212,6 +213,25 @@ async function renderConversationNote(search) {
   }
 }
 
+// Aggregates over every run the filters match (not just this page). A failure here only
+// hides the line: the list below reports API problems itself.
+async function renderStats(filters, seq) {
+  stats.hidden = true;
+  try {
+    const s = await fetchTraceStats(filters);
+    if (seq !== loadSeq || !s.count) return;
+    const put = (key, text) => { stats.querySelector(`[data-stat="${key}"]`).textContent = text; };
+    put("errors", `${formatNumber(s.errors)} of ${formatNumber(s.count)} (${(s.errorRate * 100).toFixed(1)}%)`);
+    put("p50", formatDuration(s.durationMs.p50));
+    put("p95", formatDuration(s.durationMs.p95));
+    put("p99", formatDuration(s.durationMs.p99));
+    put("tokens", `${formatNumber(s.inputTokens)} / ${formatNumber(s.outputTokens)}`);
+    stats.hidden = false;
+  } catch {
+    // See above.
+  }
+}
+
 async function load() {
   const seq = ++loadSeq;
   const search = params();
@@ -220,6 +240,7 @@ async function load() {
   const { key: orderKey, ordering } = orderFromUrl(search);
   renderSortHeaders(search, orderKey);
   if (problems.length) {
+    stats.hidden = true;
     showError(root, problems.join(" "));
     clear(tbody);
     summary.textContent = "No traces loaded: fix the filters above.";
@@ -230,6 +251,7 @@ async function load() {
   summary.textContent = "Loading traces…";
   root.setAttribute("aria-busy", "true");
   renderConversationNote(search);
+  renderStats(filters, seq);
   try {
     const page = await fetchTracePage(filters, ordering, pageArgs(search));
     if (seq !== loadSeq) return;
