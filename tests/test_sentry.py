@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -59,6 +60,15 @@ def flush_all(flush: Callable[[], None]) -> None:
     """Spans to PostgreSQL and Sentry (one provider), then events and logs."""
     flush()
     sentry_sdk.flush(timeout=10)
+
+
+def wait_until(condition: Callable[[], bool], flush: Callable[[], None]) -> None:
+    """Flush until ``condition`` holds; a generous bound only turns a hang into a failure."""
+    deadline = time.monotonic() + 30
+    while not condition():
+        assert time.monotonic() < deadline, "condition never held"
+        flush_all(flush)
+        time.sleep(0.05)
 
 
 def assert_no_student_data(receiver: SentryReceiver) -> None:
@@ -169,6 +179,8 @@ def test_error_in_a_chat_request_arrives_as_an_event_linked_to_the_same_trace(
     assert body.startswith("Hi, my name is [Filtered], student [Filtered], ID [Filtered]")
 
     # and the request's spans, the ASGI server span included, are in the same Sentry trace
+    # (the server span ends just after the last body byte: wait for it, not for a time)
+    wait_until(lambda: any(s.name == "POST /get_chatbot_response/" for s in sentry.spans), flush)
     received = {s.name for s in sentry.spans if s.trace_id == row.id.hex}
     assert "POST /get_chatbot_response/" in received
     assert "invoke_agent campuscore_agent" in received
