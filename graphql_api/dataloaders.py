@@ -14,19 +14,25 @@ from dataclasses import dataclass, field
 from asgiref.sync import sync_to_async
 from strawberry.dataloader import DataLoader
 
+from graphql_api.span_views import TraceSpans
 from tracing import selectors
-from tracing.models import OTelSpan
+from tracing.selectors import SpanRecord
 
 # A trace, and the span id the exporter recorded as its root ("" when none yet).
 TraceKey = tuple[uuid.UUID, str]
 
 
-async def _load_trees(keys: Sequence[uuid.UUID]) -> list[selectors.SpanTree]:
-    spans = await sync_to_async(selectors.spans_by_trace)(list(keys))
-    return [selectors.SpanTree(spans[trace_id]) for trace_id in keys]
+def _trees(trace_ids: list[uuid.UUID]) -> list[TraceSpans]:
+    spans = selectors.spans_by_trace(trace_ids)
+    return [TraceSpans(selectors.SpanTree(spans[trace_id])) for trace_id in trace_ids]
 
 
-async def _load_roots(keys: Sequence[TraceKey]) -> list[OTelSpan | None]:
+async def _load_trees(keys: Sequence[uuid.UUID]) -> list[TraceSpans]:
+    # Trees are built in the worker thread too: Python work off the event loop.
+    return await sync_to_async(_trees)(list(keys))
+
+
+async def _load_roots(keys: Sequence[TraceKey]) -> list[SpanRecord | None]:
     roots = await sync_to_async(selectors.root_spans)(list(keys))
     return [roots[trace_id] for trace_id, _ in keys]
 
@@ -35,11 +41,12 @@ async def _load_roots(keys: Sequence[TraceKey]) -> list[OTelSpan | None]:
 class Loaders:
     """Built fresh for each request: nothing is cached across requests."""
 
-    # The whole span tree of a trace (one query for all traces asked in the request).
-    span_tree: DataLoader[uuid.UUID, selectors.SpanTree] = field(
+    # Every span of a trace as views with their tree facts (one query for all the
+    # traces asked in the request).
+    trace_spans: DataLoader[uuid.UUID, TraceSpans] = field(
         default_factory=lambda: DataLoader(load_fn=_load_trees)
     )
     # Only the root span, for lists of traces (does not read whole traces).
-    root_span: DataLoader[TraceKey, OTelSpan | None] = field(
+    root_span: DataLoader[TraceKey, SpanRecord | None] = field(
         default_factory=lambda: DataLoader(load_fn=_load_roots)
     )

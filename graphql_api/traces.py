@@ -29,7 +29,8 @@ from strawberry_django.relay.cursor_connection import annotate_ordering_fields
 
 from graphql_api.context import loaders
 from graphql_api.permissions import staff_only
-from graphql_api.spans import SpanType
+from graphql_api.span_views import lone_view
+from graphql_api.spans import SpanType, trace_loader
 from tracing import selectors
 from tracing.models import OTelTrace
 
@@ -226,7 +227,8 @@ class TraceType:
         ),
     )
     async def root_span(self, root: Parent[OTelTrace], info: Info) -> SpanType | None:
-        return await loaders(info).root_span.load((root.id, root.root_span_id))  # type: ignore[return-value]
+        span = await loaders(info).root_span.load((root.id, root.root_span_id))
+        return lone_view(span, trace_loader(info)) if span is not None else None  # type: ignore[return-value]
 
     @classmethod
     def get_queryset(
@@ -245,8 +247,7 @@ class TraceType:
         description="Every span of the run, flat, ordered by start (with depth and offsetMs).",
     )
     async def spans(self, root: Parent[OTelTrace], info: Info) -> list[SpanType]:
-        tree = await loaders(info).span_tree.load(root.id)
-        return tree.spans  # type: ignore[return-value]
+        return (await loaders(info).trace_spans.load(root.id)).ordered  # type: ignore[return-value]
 
 
 def page_window(first: int | None, last: int | None) -> tuple[int | None, int | None]:
