@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+import orjson
 import psycopg
 from django.conf import settings
 from django.db import connections
@@ -110,8 +111,42 @@ def _clean_value(value: Any, cap: int) -> Any:
     return _clean_str(repr(value), cap)
 
 
+def _plain_json(value: Any) -> bool:
+    """Whether ``value`` holds only what ``json.dumps(allow_nan=False)`` takes as it is.
+
+    For such values orjson writes the same JSON, about five times faster; anything else
+    (NaN, which orjson would turn into null silently, bytes, other objects) takes the
+    standard-library path and its cleaning, unchanged.
+    """
+    cls = value.__class__
+    if cls is str or cls is int or cls is bool or value is None:
+        return True
+    if cls is float:
+        return math.isfinite(value)
+    if cls is dict:
+        for key, item in value.items():
+            if key.__class__ is not str:
+                return False
+            cls = item.__class__
+            if not (cls is str or cls is int or cls is bool or _plain_json(item)):
+                return False
+        return True
+    if cls is list or cls is tuple:
+        return all(_plain_json(item) for item in value)
+    return False
+
+
 def storable_json(value: Mapping[str, Any] | Sequence[Any], cap: int) -> str:
     """JSON text PostgreSQL's jsonb accepts, each value at most ``cap`` bytes."""
+    if _plain_json(value):
+        try:
+            # orjson's output is valid UTF-8, so only NUL and the size are left to check.
+            fast = orjson.dumps(value).decode()
+            if len(fast) <= cap and "\\u0000" not in fast:
+                return fast
+        except orjson.JSONEncodeError:  # lone surrogates, integers beyond 64 bits
+            pass
+    text: str | None
     try:
         text = json.dumps(value, ensure_ascii=False, allow_nan=False, separators=(",", ":"))
     except (TypeError, ValueError):
@@ -675,16 +710,27 @@ class PostgresSpanExporter(SpanExporter):
         constraint fail the COPY; the transaction then rolls back whole and ``_write``
         takes the staged path, so nothing is duplicated or counted twice.
         """
-        with conn.transaction(), conn.cursor() as cur:
-            cur.execute(_INSERT_TRACE_IDS, (sorted({row.trace_id for row in rows}),))
-            with cur.copy(_COPY_SPANS) as copy:
-                copy.set_types(_COPY_SPAN_TYPES)
-                for row in rows:
-                    v = row.values
-                    copy.write_row(
-                        (*v[:10], Jsonb(v[10], dumps=_as_is), Jsonb(v[11], dumps=_as_is), v[12])
-                    )
-            cur.execute(_UPDATE_TRACES, _update_params(summarize(rows)))
+        try:
+            with conn.cursor() as cur:
+                with cur.copy(_COPY_SPANS) as copy:  # opens the transaction
+                    copy.set_types(_COPY_SPAN_TYPES)
+                    for row in rows:
+                        v = row.values
+                        copy.write_row(
+                            (*v[:10], Jsonb(v[10], dumps=_as_is), Jsonb(v[11], dumps=_as_is), v[12])
+                        )
+                # The span -> trace foreign key is checked at commit, so the trace rows can
+                # follow the spans, and the three statements share one round trip.
+                with conn.pipeline():
+                    cur.execute(_INSERT_TRACE_IDS, (sorted({row.trace_id for row in rows}),))
+                    cur.execute(_UPDATE_TRACES, _update_params(summarize(rows)))
+                    conn.commit()
+        except BaseException:
+            # Leave the connection idle for the staged path; if it is broken, the original
+            # error is the one worth reporting.
+            with contextlib.suppress(psycopg.Error):
+                conn.rollback()
+            raise
         return rows
 
     def _write_staged(self, conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[SpanRow]:
