@@ -19,7 +19,7 @@ from strawberry import Info
 from strawberry_django.filters import apply as apply_filters
 
 from graphql_api.permissions import staff_only
-from graphql_api.traces import BadArgument, TraceFilter
+from graphql_api.traces import BadArgument, TraceFilter, given
 from tracing import selectors
 from tracing.models import OTelTrace
 
@@ -152,8 +152,8 @@ class TraceStats:
         to: datetime | None = None,
     ) -> list[TimeBucket]:
         size = selectors.Bucket(bucket)
-        end = to or _given(self.filters, "started_before") or timezone.now()
-        start = from_ or _given(self.filters, "started_after") or end - size.width * 60
+        end = to or given(self.filters, "started_before") or timezone.now()
+        start = from_ or given(self.filters, "started_after") or end - size.width * 60
         if start >= end:
             raise BadArgument(f"from ({start.isoformat()}) must be before to ({end.isoformat()}).")
         if (end - start) / size.width > selectors.MAX_BUCKETS:
@@ -173,11 +173,6 @@ class TraceStats:
             )
             for row in rows
         ]
-
-
-def _given(obj: object, name: str) -> Any:
-    value = getattr(obj, name, None) if obj is not None else None
-    return None if value is strawberry.UNSET else value
 
 
 @strawberry.type(description="Distinct values for the filter dropdowns.")

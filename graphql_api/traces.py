@@ -130,25 +130,26 @@ class TraceFilter:
 
     def validate(self) -> None:
         """Arguments that cannot describe any trace are errors, not empty pages."""
-        lo, hi = _given(self, "min_duration_ms"), _given(self, "max_duration_ms")
+        lo, hi = given(self, "min_duration_ms"), given(self, "max_duration_ms")
         for name, value in (("minDurationMs", lo), ("maxDurationMs", hi)):
             if value is not None and (value < 0 or value != value):
                 raise BadArgument(f"{name} must be a non-negative number, got {value}.")
         if lo is not None and hi is not None and lo > hi:
             raise BadArgument(f"minDurationMs ({lo}) is greater than maxDurationMs ({hi}).")
-        after, before = _given(self, "started_after"), _given(self, "started_before")
+        after, before = given(self, "started_after"), given(self, "started_before")
         if after is not None and before is not None and after >= before:
             raise BadArgument(
                 f"startedAfter ({after.isoformat()}) must be before "
                 f"startedBefore ({before.isoformat()})."
             )
-        search = _given(self, "search")
+        search = given(self, "search")
         if search is not None and not search.strip():
             raise BadArgument("search must not be empty.")
 
 
-def _given(obj: object, name: str) -> Any:
-    value = getattr(obj, name, None)
+def given(obj: object | None, name: str) -> Any:
+    """An input field's value, None when not given."""
+    value = getattr(obj, name, None) if obj is not None else None
     return None if value is strawberry.UNSET else value
 
 
