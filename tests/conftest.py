@@ -1,5 +1,3 @@
-# >>> ENGINEERS WORKING IN PARALLEL: read /work/main/.local/PARALLEL_RULES.md before anything else
-# >>> (own DATABASE_URL per engineer for pytest, commit only your own files with explicit paths, stop by 03:00 UTC).
 """Shared fixtures: a real PostgreSQL (pytest-django), the real OTel pipeline, an offline
 LLM on loopback, and a live uvicorn server for HTTP tests."""
 
@@ -23,13 +21,25 @@ from tracing.exporter import PostgresSpanExporter
 
 
 @pytest.fixture(scope="session", autouse=True)
-def _close_exporter_connections(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
-    """The exporter's own connection must be closed before the test database is dropped."""
+def _close_connections_before_dropping_the_test_db(
+    django_db_setup: Any, django_db_blocker: Any
+) -> Iterator[None]:
+    """Every connection to the test database must be gone before pytest-django drops it:
+    the exporter's own (shutdown flushes and closes it, and stops the timer that would
+    reopen it) and those the live server's worker threads still hold."""
     yield
-    tracing_tracer.force_flush()
-    exporter = tracing_tracer.get_exporter()
-    if exporter is not None:
-        exporter.close()
+    tracing_tracer.shutdown_tracing()
+    import psycopg
+    from django.db import connections
+
+    from tracing.exporter import conninfo_for
+
+    connections.close_all()
+    with django_db_blocker.unblock(), psycopg.connect(conninfo_for(), autocommit=True) as conn:
+        conn.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
+            "WHERE datname = current_database() AND pid <> pg_backend_pid()"
+        )
 
 
 @pytest.fixture(scope="session")

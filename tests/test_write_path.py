@@ -273,3 +273,25 @@ def test_run_agent_command_prints_the_trace_id(
 
 def test_migrations_are_complete() -> None:
     call_command("makemigrations", "--check", "--dry-run", verbosity=0)
+
+
+def test_agent_log_lines_outside_a_request_carry_the_run_trace_id(
+    offline_llm: Any, flush: Callable[[], None]
+) -> None:
+    import logging
+
+    from campus_core.observability.logging_filters import RequestIdFilter
+
+    records: list[logging.LogRecord] = []
+    handler = logging.Handler()
+    handler.emit = records.append  # type: ignore[method-assign]
+    handler.addFilter(RequestIdFilter())
+    agent_logger = logging.getLogger("campus_core.chat.agent_core")
+    agent_logger.addHandler(handler)
+    try:
+        final = run_turn("What is 3 + 4?", offline_llm())[-1]
+    finally:
+        agent_logger.removeHandler(handler)
+    messages = {r.getMessage(): getattr(r, "trace_id", None) for r in records}
+    assert messages["agent run started"] == final["trace_id"]
+    assert messages["agent run finished"] == final["trace_id"]

@@ -116,7 +116,9 @@ class AgentCore:
         used_tools: set[str] = set()
         trace_id = format(root.get_span_context().trace_id, "032x")
         try:
-            logger.info("agent run started", extra={"agent": self.name})
+            # Log lines carry this run's trace id even outside a request (CLI, workers).
+            with trace.use_span(root, end_on_exit=False):
+                logger.info("agent run started", extra={"agent": self.name})
             yield {"type": "start", "trace_id": trace_id}
             folders = self._route(question, root_ctx)
             yield {"type": "routing", "folders": folders}
@@ -188,7 +190,8 @@ class AgentCore:
                 A.GEN_AI_OUTPUT_MESSAGES,
                 json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": answer}]}]),
             )
-            logger.info("agent run finished", extra={"status": totals.status})
+            with trace.use_span(root, end_on_exit=False):
+                logger.info("agent run finished", extra={"status": totals.status})
             yield {
                 "type": "final",
                 "status": totals.status,
@@ -199,7 +202,8 @@ class AgentCore:
             totals.status = "error"
             root.record_exception(exc)
             root.set_status(Status(StatusCode.ERROR, str(exc)))
-            logger.exception("agent run failed")
+            with trace.use_span(root, end_on_exit=False):
+                logger.exception("agent run failed")
             yield {"type": "error", "status": "error", "message": str(exc), "trace_id": trace_id}
         finally:
             if totals.status == "error" and root.is_recording() and not _has_error_status(root):
