@@ -7,7 +7,14 @@ Export with ``python manage.py export_schema graphql_api.schema --path schema.gr
 from __future__ import annotations
 
 import strawberry
-from strawberry.extensions import MaxAliasesLimiter, MaxTokensLimiter, QueryDepthLimiter
+from django.core.exceptions import PermissionDenied
+from graphql import GraphQLError
+from strawberry.extensions import (
+    MaskErrors,
+    MaxAliasesLimiter,
+    MaxTokensLimiter,
+    QueryDepthLimiter,
+)
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry_django.optimizer import DjangoOptimizerExtension
@@ -18,6 +25,19 @@ from graphql_api import conversations, spans, stats, traces
 MAX_DEPTH = 12
 MAX_ALIASES = 30
 MAX_TOKENS = 2000
+
+
+def is_internal(error: GraphQLError) -> bool:
+    """Errors of the server itself (a database failure, a bug) reach clients as
+    "Unexpected error." and stay in the server log; errors about the request (syntax,
+    validation, limits, bad arguments, permissions) keep their message."""
+    original = error.original_error
+    if original is None or isinstance(original, GraphQLError):
+        return False
+    # Client errors: our BadArgument and strawberry-django's cursor / page-size checks are
+    # ValueErrors; IsStaff raises PermissionDenied.
+    return not isinstance(original, ValueError | PermissionDenied)
+
 
 Query = merge_types("Query", (traces.Query, spans.Query, conversations.Query, stats.Query))
 
@@ -32,5 +52,6 @@ schema = strawberry.Schema(
         lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
         lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
         lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        lambda: MaskErrors(should_mask_error=is_internal),
     ],
 )

@@ -57,8 +57,8 @@ def parse_int_id(value: str, what: str) -> int:
         number = int(str(value))
     except ValueError:
         raise BadArgument(f"Invalid {what} id {value!r}: expected an integer.") from None
-    if number <= 0:
-        raise BadArgument(f"Invalid {what} id {value!r}: expected a positive integer.")
+    if not 0 < number < 2**63:
+        raise BadArgument(f"Invalid {what} id {value!r}: expected a positive 64-bit integer.")
     return number
 
 
@@ -145,6 +145,16 @@ class TraceFilter:
         search = given(self, "search")
         if search is not None and not search.strip():
             raise BadArgument("search must not be empty.")
+        for name, value in (
+            ("search", search),
+            ("toolUsed", given(self, "tool_used")),
+            ("status", given(self, "status")),
+            ("model", given(self, "model")),
+        ):
+            texts = value if isinstance(value, list) else [value]
+            if any(text is not None and "\x00" in text for text in texts):
+                # PostgreSQL text cannot hold NUL: say so instead of failing in the driver.
+                raise BadArgument(f"{name} must not contain NUL characters.")
 
 
 def given(obj: object | None, name: str) -> Any:

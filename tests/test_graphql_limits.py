@@ -6,11 +6,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from django.db import connection
+from django.core.exceptions import PermissionDenied
+from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
-from graphql import get_introspection_query
+from graphql import GraphQLError, get_introspection_query
 
-from graphql_api.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS
+from graphql_api.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, is_internal
+from graphql_api.traces import BadArgument
 from tests.graphql_support import execute, unsaved_user
 
 pytestmark = pytest.mark.django_db
@@ -77,6 +79,12 @@ def test_graphiql_introspection_fits_the_limits() -> None:
         ),
         ('{ trace(id: "1234") { id } }', "Invalid trace id"),
         ('{ conversations(after: "x") { totalCount } }', "Invalid cursor"),
+        ('{ traces(filters: {search: "a\\u0000b"}) { totalCount } }', "NUL"),
+        ('{ traces(filters: {model: ["x", "\\u0000"]}) { totalCount } }', "NUL"),
+        (
+            '{ traces(filters: {conversationId: "99999999999999999999"}) { totalCount } }',
+            "64-bit",
+        ),
     ],
 )
 def test_bad_arguments_touch_nothing(query: str, words: str) -> None:
@@ -95,3 +103,15 @@ def test_non_staff_get_a_permission_error_not_empty_data() -> None:
         assert result.errors and "staff users only" in result.errors[0].message, query
         # A nullable root field is null *with* the error beside it; nothing else is returned.
         assert result.data is None or all(v is None for v in result.data.values())
+
+
+def test_server_errors_are_masked_and_client_errors_are_not() -> None:
+    def error(original: Exception | None) -> GraphQLError:
+        return GraphQLError("details", original_error=original)
+
+    assert is_internal(error(DatabaseError('relation "x" does not exist')))
+    assert is_internal(error(KeyError("bug")))
+    assert not is_internal(error(BadArgument("first must be non-negative")))
+    assert not is_internal(error(ValueError("Invalid cursor")))  # strawberry-django's
+    assert not is_internal(error(PermissionDenied("staff only")))
+    assert not is_internal(error(None))  # syntax, validation and limit errors
