@@ -123,7 +123,8 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server(sql_log: str | None = None) -> Iterator[str]:
+def running_server(sql_log: str | None = None) -> Iterator[tuple[str, int]]:
+    """The server's base URL and process id."""
     port = _free_port()
     env = dict(os.environ)
     if sql_log:
@@ -139,7 +140,7 @@ def running_server(sql_log: str | None = None) -> Iterator[str]:
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("the uvicorn server did not start") from None
                 time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
+        yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()
         proc.wait(timeout=15)
@@ -199,6 +200,9 @@ class Result:
     note: str = ""
     with_count: list[float] = field(default_factory=list)
     total: int | None = None
+    # CPU the server process spent per request: unlike wall time, barely affected by
+    # other work on the machine (PostgreSQL's share is in the EXPLAIN figures instead).
+    cpu_ms: float = 0.0
 
 
 def _list_query(with_count: bool) -> str:
@@ -249,6 +253,13 @@ def build_cases(large_spans: int) -> list[Case]:
 
     days = [mid + timedelta(days=k) for k in range(-3, 4)]
     cases = [
+        Case(
+            "floor: { __typename }",
+            "{ __typename }",
+            [{}],
+            count_variant=False,
+            note="auth + HTTP + GraphQL, no trace query",
+        ),
         Case("no filter (newest first)", q, [{}], note=f"{total:,} traces"),
         Case("no filter, page 21 (after cursor)", q, [], after_pages=20),
         Case("no filter, page 201 (after cursor)", q, [], after_pages=200),
@@ -338,6 +349,8 @@ def _post(client: Any, query: str, variables: dict[str, Any]) -> tuple[float, di
 
 
 def _rows(data: dict[str, Any]) -> int:
+    if "__typename" in data:
+        return 0
     if "traces" in data:
         return len(data["traces"]["edges"])
     trace = data.get("trace")
@@ -353,20 +366,38 @@ def deep_cursor(client: Any, pages: int) -> str:
     return after
 
 
-def measure(client: Any, case: Case, requests: int, warmup: int) -> Result:
+class ProcessCpu:
+    """CPU seconds (user + system, all threads) a process has used, from /proc (Linux)."""
+
+    def __init__(self, pid: int) -> None:
+        self.path = Path(f"/proc/{pid}/stat")
+        self.tick = os.sysconf("SC_CLK_TCK")
+
+    def seconds(self) -> float:
+        # Fields after the command name (which may hold spaces): utime, stime are 14 and 15.
+        fields = self.path.read_text().rpartition(")")[2].split()
+        return (int(fields[11]) + int(fields[12])) / self.tick
+
+
+def measure(client: Any, server: ProcessCpu, case: Case, requests: int, warmup: int) -> Result:
+    cpu = [0.0]
+
     def run(query: str) -> tuple[list[float], int, dict[str, Any]]:
         samples: list[float] = []
         rows = 0
         data: dict[str, Any] = {}
         for i in range(warmup + requests):
+            if i == warmup:
+                before = server.seconds()
             elapsed, data = _post(client, query, case.variables[i % len(case.variables)])
             rows = max(rows, _rows(data))
             if i >= warmup:
                 samples.append(elapsed)
+        cpu[0] = (server.seconds() - before) * 1000 / requests
         return samples, rows, data
 
     samples, rows, _ = run(case.query)
-    result = Result(case.name, samples, rows, case.note)
+    result = Result(case.name, samples, rows, case.note, cpu_ms=cpu[0])
     if case.count_variant:
         result.with_count, _, data = run(case.query.replace(" pageInfo", " totalCount pageInfo"))
         result.total = data["traces"]["totalCount"]
@@ -383,9 +414,9 @@ def report(results: list[Result], header: dict[str, str]) -> str:
     lines = [f"- {k}: {v}" for k, v in header.items()]
     lines += [
         "",
-        "| case | rows | p50 ms | p95 ms | max ms | with totalCount p50 / p95 ms "
-        "| totalCount | note |",
-        "|---|---:|---:|---:|---:|---:|---:|---|",
+        "| case | rows | p50 ms | p95 ms | min ms | server CPU ms/req "
+        "| with totalCount p50 / p95 ms | totalCount | note |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in results:
         counted = (
@@ -393,7 +424,7 @@ def report(results: list[Result], header: dict[str, str]) -> str:
         )
         lines.append(
             f"| {r.name} | {r.rows} | {pct(r.samples, 50):.1f} | {pct(r.samples, 95):.1f} | "
-            f"{max(r.samples):.1f} | {counted} | "
+            f"{min(r.samples):.1f} | {r.cpu_ms:.1f} | {counted} | "
             f"{'' if r.total is None else f'{r.total:,}'} | {r.note} |"
         )
     return "\n".join(lines)
@@ -476,9 +507,11 @@ def main() -> None:
         cur.execute("SELECT count(*), sum(span_count) FROM tracing_oteltrace")
         n_traces, n_spans = cur.fetchone()  # type: ignore[misc]
     connection.close()  # the server has the database to itself while measuring
+    load_before = os.getloadavg()[0]
     try:
         sql_log = Path(tempfile.mkstemp(prefix="qbench-sql-")[1]) if args.explain else None
-        with running_server(str(sql_log) if sql_log else None) as url:
+        with running_server(str(sql_log) if sql_log else None) as (url, pid):
+            server = ProcessCpu(pid)
             headers = {"Authorization": f"Bearer {secret}"}
             results: list[Result] = []
             with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
@@ -486,7 +519,7 @@ def main() -> None:
                     if case.after_pages:
                         case.variables = [{"after": deep_cursor(client, case.after_pages)}]
                     if sql_log is None:
-                        result = measure(client, case, args.requests, args.warmup)
+                        result = measure(client, server, case, args.requests, args.warmup)
                         results.append(result)
                         print(
                             f"{case.name:55s} p50 {pct(result.samples, 50):7.1f} ms  "
@@ -510,6 +543,7 @@ def main() -> None:
         f"Python {platform.python_version()}",
         "PostgreSQL": server_version,
         "data": f"{n_traces:,} traces, {n_spans:,} spans",
+        "load average (1 min) before / after": f"{load_before:.1f} / {os.getloadavg()[0]:.1f}",
         "method": f"{args.requests} sequential requests per case after {args.warmup} warm-up, "
         "httpx → uvicorn (1 worker) on loopback, page of 50",
     }
