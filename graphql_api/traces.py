@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import uuid
 from datetime import datetime
 from typing import TYPE_CHECKING, Annotated, Any
 
@@ -45,7 +46,7 @@ class BadArgument(ValueError):
     """A client error in the arguments: reported as a GraphQL error, nothing is queried."""
 
 
-def parse_trace_id(value: str) -> Any:
+def parse_trace_id(value: str) -> uuid.UUID:
     uid = selectors.parse_trace_id(value)
     if uid is None:
         raise BadArgument(f"Invalid trace id {value!r}: expected 32 hexadecimal characters.")

@@ -161,3 +161,25 @@ def test_bad_arguments_over_http_are_graphql_errors_not_500(
         response = http.post("/graphql/", json={"query": query}, headers=auth)
         assert response.status_code == 200, (query, response.text)
         assert response.json()["errors"], query
+
+
+def test_revoking_from_the_admin_shuts_the_token_out(http: httpx.Client, one_trace: None) -> None:
+    get_user_model().objects.create_superuser("root", password="pw-root")
+    _user("dashboard", staff=True)
+    secret = _token("dashboard")
+    auth = {"Authorization": f"Bearer {secret}"}
+    assert http.post("/graphql/", json=QUERY, headers=auth).status_code == 200
+    admin = Client()
+    admin.login(username="root", password="pw-root")
+    listing = admin.get("/admin/graphql_api/apitoken/")
+    assert listing.status_code == 200 and secret[:12] in listing.content.decode()
+    assert secret not in listing.content.decode()
+    token = ApiToken.objects.get()
+    response = admin.post(
+        "/admin/graphql_api/apitoken/",
+        {"action": "revoke", "_selected_action": [token.pk]},
+    )
+    assert response.status_code == 302
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    _assert_refused(http.post("/graphql/", json=QUERY, headers=auth), 401, "revoked")
