@@ -21,6 +21,7 @@ What it guarantees:
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import logging
 import math
@@ -195,6 +196,12 @@ def _optional_int(value: Any) -> int | None:
     return number if number > 0 else None
 
 
+@functools.lru_cache(maxsize=4096)
+def _trace_uuid(trace_id: int) -> uuid.UUID:
+    # The spans of one trace arrive together: one UUID object per trace, not per span.
+    return uuid.UUID(int=trace_id)
+
+
 def span_to_row(span: ReadableSpan, cap: int) -> SpanRow:
     ctx = span.context
     assert ctx is not None
@@ -216,7 +223,7 @@ def span_to_row(span: ReadableSpan, cap: int) -> SpanRow:
         }
         for event in span.events
     ]
-    trace_id = uuid.UUID(int=ctx.trace_id)
+    trace_id = _trace_uuid(ctx.trace_id)
     span_id = format(ctx.span_id, "016x")
     parent_id = format(span.parent.span_id, "016x") if span.parent is not None else ""
     facts = semconv.span_facts(name, raw, kind)
