@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 import strawberry_django
-from django.db.models import F, OrderBy, Q, QuerySet
-from django.db.models.expressions import CombinedExpression
+from django.db.models import F, OrderBy, Q, QuerySet, Value
+from django.db.models.lookups import GreaterThanOrEqual, IsNull, LessThanOrEqual
 from strawberry import Info, Parent
 from strawberry.relay import from_base64
 from strawberry_django.relay import (
@@ -300,16 +300,18 @@ def with_leading_bound(nodes: QuerySet, cursor: str, *, before: bool) -> QuerySe
     """
     _, descriptors, _ = annotate_ordering_fields(nodes)
     lead = descriptors[0]
-    if isinstance(lead.order_by.expression, CombinedExpression) or lead.attname.startswith("_"):
-        return nodes  # an ordering expression: no index to seek in anyway
     value = OrderedCollectionCursor.from_cursor(cursor, descriptors).field_values[0]
     if value is None:
         return nodes
+    # The leading key as ordered: a column, or an expression such as input + output tokens
+    # (which has its own index, trace_total_tokens_idx).
+    key: Any = lead.order_by.expression  # resolved by the compiler: never a bare F
     upper = lead.order_by.descending != before
-    bound = Q(**{f"{lead.attname}__{'lte' if upper else 'gte'}": value})
+    compare = LessThanOrEqual if upper else GreaterThanOrEqual
+    bound = Q(compare(key, Value(value, output_field=key.output_field)))
     nulls_follow = bool(lead.order_by.nulls_first) == before
     if lead.maybe_null and nulls_follow:
-        bound |= Q(**{f"{lead.attname}__isnull": True})
+        bound |= Q(IsNull(key, True))
     return nodes.filter(bound)
 
 
