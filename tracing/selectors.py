@@ -31,7 +31,7 @@ from django.db.models import (
 )
 
 from tracing import attributes as A
-from tracing import semconv
+from tracing import exporter, semconv
 from tracing.models import OTelSpan, OTelTrace
 from tracing.semconv import SpanCategory
 
@@ -90,21 +90,8 @@ class SpanRecord(Protocol):
     def scope(self) -> str: ...
 
 
-SPAN_COLUMNS = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "name",
-    "span_kind",
-    "started_at",
-    "ended_at",
-    "duration_ms",
-    "status_code",
-    "status_message",
-    "attributes",
-    "events",
-    "scope",
-)
+# The stored span columns, as the exporter writes them.
+SPAN_COLUMNS = exporter.SPAN_COLUMNS
 
 
 def span_rows(spans: QuerySet[OTelSpan]) -> list[SpanRecord]:
