@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+import orjson
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
@@ -40,6 +41,13 @@ class GraphQLView(AsyncGraphQLView[Context, None]):
                 return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
             return refusal
         return await super().dispatch(request, *args, **kwargs)
+
+    def encode_json(self, data: object) -> str | bytes:
+        # A 1,000-span trace is half a megabyte of JSON: orjson writes it ~10x faster.
+        try:
+            return orjson.dumps(data)
+        except TypeError:  # e.g. an integer beyond 64 bits in a span attribute
+            return super().encode_json(data)
 
     async def get_context(self, request: HttpRequest, response: HttpResponse) -> Context:  # type: ignore[override]
         return build_context(request, response)
