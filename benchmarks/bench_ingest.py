@@ -19,7 +19,7 @@ migrated here, dropped at the end unless ``--keep-db``): it truncates tables fre
 must never touch the product's data.
 
     make bench-ingest                 # or: .venv/bin/python benchmarks/bench_ingest.py
-    .venv/bin/python benchmarks/bench_ingest.py --spans 150000 --repeat 3 --batch 512 4096
+    .venv/bin/python benchmarks/bench_ingest.py --spans 150000 --batch 512 4096 --skip-overhead
 """
 
 from __future__ import annotations
@@ -513,14 +513,21 @@ def ingest(conninfo: str, n_spans: int, repeat: int, batches: Sequence[int]) -> 
         f"{len(dumped['text'][1]) / 2**20:,.0f} MiB as text)"
     )
     for fmt in COPY_FORMATS:
-        print(f"  raw COPY ({fmt}, one transaction) : {copy_rates[fmt]:>9,.0f} spans/s")
+        print(f"  raw COPY {fmt:<6} (one transaction): {copy_rates[fmt]:>9,.0f} spans/s")
+    # The machine is shared and noisy: each exporter run is compared with the faster COPY
+    # of its own repetition, and the median of those ratios is reported.
+    fastest_copy = [min(pair) for pair in zip(*copy_s.values(), strict=True)]
     for batch in batches:
         rate = len(spans) / statistics.median(exporter_s[batch])
+        ratio = statistics.median(
+            c / e for c, e in zip(fastest_copy, exporter_s[batch], strict=True)
+        )
         result[f"exporter_rate_{batch}"] = rate
-        verdict = "OK" if rate >= 50_000 and rate >= copy_rate / 3 else "MISSED"
+        result[f"exporter_ratio_{batch}"] = ratio
+        verdict = "OK" if rate >= 50_000 and ratio >= 1 / 3 else "MISSED"
         print(
-            f"  PostgresSpanExporter batch={batch:<5}: {rate:>9,.0f} spans/s = "
-            f"{rate / copy_rate:.2f} x the faster COPY  "
+            f"  PostgresSpanExporter batch={batch:<5}: {rate:>9,.0f} spans/s; "
+            f"{ratio:.2f} x COPY (median of per-repetition ratios to the faster COPY)  "
             f"[target >= 50,000/s and >= 0.33 x COPY: {verdict}]"
         )
     return result
@@ -528,8 +535,8 @@ def ingest(conninfo: str, n_spans: int, repeat: int, batches: Sequence[int]) -> 
 
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--spans", type=int, default=150_000)
-    parser.add_argument("--repeat", type=int, default=3)
+    parser.add_argument("--spans", type=int, default=100_000)
+    parser.add_argument("--repeat", type=int, default=5)
     parser.add_argument("--batch", type=int, nargs="+", default=[512, 4096])
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--only-overhead", action="store_true")
