@@ -43,7 +43,9 @@ Query = merge_types("Query", (traces.Query, spans.Query, conversations.Query, st
 
 schema = strawberry.Schema(
     query=Query,
-    config=StrawberryConfig(relay_max_results=traces.MAX_PAGE_SIZE),
+    config=StrawberryConfig(
+        relay_max_results=traces.MAX_PAGE_SIZE, scalar_map={stats.BigInt: stats.BIG_INT}
+    ),
     extensions=[
         # Joins and prefetches, yes; column pruning (only()), no: keyset cursors read the
         # ordering columns from each row, and pruned columns would be fetched one row at a

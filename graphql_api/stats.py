@@ -23,8 +23,9 @@ from graphql_api.traces import BadArgument, TraceFilter, given
 from tracing import selectors
 from tracing.models import OTelTrace
 
-BigInt = strawberry.scalar(
-    NewType("BigInt", int),
+# An integer that may exceed 32 bits (token sums); its GraphQL scalar is in schema.py.
+BigInt = NewType("BigInt", int)
+BIG_INT = strawberry.scalar(
     name="BigInt",
     description="An integer that may exceed 32 bits (token sums), serialized as a JSON number.",
     serialize=int,
@@ -48,8 +49,8 @@ class StatsGroup:
     errors: int
     p50_duration_ms: float | None
     p95_duration_ms: float | None
-    input_tokens: BigInt  # type: ignore[valid-type]
-    output_tokens: BigInt  # type: ignore[valid-type]
+    input_tokens: BigInt
+    output_tokens: BigInt
 
     @strawberry.field(description="errors / count (0 when count is 0).")
     def error_rate(self) -> float:
@@ -74,8 +75,8 @@ class TimeBucket:
     count: int
     errors: int
     p95_duration_ms: float | None
-    input_tokens: BigInt  # type: ignore[valid-type]
-    output_tokens: BigInt  # type: ignore[valid-type]
+    input_tokens: BigInt
+    output_tokens: BigInt
 
 
 @strawberry.type(
@@ -114,11 +115,11 @@ class TraceStats:
         return DurationPercentiles(p50=row["p50"], p95=row["p95"], p99=row["p99"])
 
     @strawberry.field
-    async def input_tokens(self) -> BigInt:  # type: ignore[valid-type]
+    async def input_tokens(self) -> BigInt:
         return (await self.summary())["input_tokens"]
 
     @strawberry.field
-    async def output_tokens(self) -> BigInt:  # type: ignore[valid-type]
+    async def output_tokens(self) -> BigInt:
         return (await self.summary())["output_tokens"]
 
     @strawberry.field(description="Per model, most frequent first.")
