@@ -9,9 +9,9 @@ import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
 
-from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler  # noqa: E402
-from django.core.asgi import get_asgi_application  # noqa: E402
-from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware  # noqa: E402
+from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
+from django.core.asgi import get_asgi_application
+from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 django_application = get_asgi_application()
 
