@@ -283,8 +283,12 @@ def test_agent_log_lines_outside_a_request_carry_the_run_trace_id(
     from campus_core.observability.logging_filters import RequestIdFilter
 
     records: list[logging.LogRecord] = []
-    handler = logging.Handler()
-    handler.emit = records.append  # type: ignore[method-assign]
+
+    class Collect(logging.Handler):
+        def emit(self, record: logging.LogRecord) -> None:
+            records.append(record)
+
+    handler = Collect()
     handler.addFilter(RequestIdFilter())
     agent_logger = logging.getLogger("campus_core.chat.agent_core")
     agent_logger.addHandler(handler)
