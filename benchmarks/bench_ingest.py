@@ -30,8 +30,10 @@ import os
 import platform
 import random
 import statistics
+import subprocess
 import sys
 import time
+import types
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -390,14 +392,34 @@ def truncate(conninfo: str) -> None:
         conn.execute("CHECKPOINT")
 
 
-def run_exporter(conninfo: str, spans: Sequence[Any], batch: int) -> tuple[float, dict[str, int]]:
+def exporter_class(revision: str | None) -> Any:
+    """``PostgresSpanExporter`` as in the working tree, or as of a git revision (loaded from
+    ``git show``, so an optimisation can be measured against its predecessor in one run)."""
+    if revision is None:
+        from tracing.exporter import PostgresSpanExporter
+
+        return PostgresSpanExporter
+    source = subprocess.run(
+        ["git", "show", f"{revision}:tracing/exporter.py"],
+        cwd=ROOT,
+        check=True,
+        capture_output=True,
+        text=True,
+    ).stdout
+    module = types.ModuleType(f"exporter_at_{revision}")
+    sys.modules[module.__name__] = module  # dataclasses look their module up there
+    exec(compile(source, f"{revision}:tracing/exporter.py", "exec"), module.__dict__)
+    return module.PostgresSpanExporter
+
+
+def run_exporter(
+    conninfo: str, spans: Sequence[Any], batch: int, exporter_cls: Any
+) -> tuple[float, dict[str, int]]:
     """Seconds to export every span in batches and flush; plus what landed."""
     import psycopg
 
-    from tracing.exporter import PostgresSpanExporter
-
     truncate(conninfo)
-    exporter = PostgresSpanExporter(conninfo=conninfo, max_buffered_spans=len(spans) + 1)
+    exporter = exporter_cls(conninfo=conninfo, max_buffered_spans=len(spans) + 1)
     started = time.perf_counter()
     for i in range(0, len(spans), batch):
         exporter.export(spans[i : i + batch])
@@ -466,7 +488,13 @@ def run_copy(conninfo: str, fmt: str, data: tuple[bytes, bytes], expected: int) 
     return elapsed
 
 
-def ingest(conninfo: str, n_spans: int, repeat: int, batches: Sequence[int]) -> dict[str, Any]:
+def ingest(
+    conninfo: str,
+    n_spans: int,
+    repeat: int,
+    batches: Sequence[int],
+    compare_with: str | None = None,
+) -> dict[str, Any]:
     started = time.perf_counter()
     spans = generate_spans(n_spans)
     gen_s = time.perf_counter() - started
@@ -484,15 +512,19 @@ def ingest(conninfo: str, n_spans: int, repeat: int, batches: Sequence[int]) -> 
         f"{statistics.median(attr_bytes):,.0f} B; chat prompts median "
         f"{statistics.median(chat):,.0f} B, max {max(chat):,} B"
     )
-    exporter_s: dict[int, list[float]] = {b: [] for b in batches}
+    variants = {f"batch={b}": (exporter_class(None), b) for b in batches}
+    if compare_with:
+        old = exporter_class(compare_with)
+        variants.update({f"batch={b} @{compare_with}": (old, b) for b in batches})
+    exporter_s: dict[str, list[float]] = {label: [] for label in variants}
     copy_s: dict[str, list[float]] = {fmt: [] for fmt in COPY_FORMATS}
     dumped: dict[str, tuple[bytes, bytes]] = {}
     for rep in range(repeat):
-        for batch in batches:
-            elapsed, landed = run_exporter(conninfo, spans, batch)
-            exporter_s[batch].append(elapsed)
+        for label, (cls, batch) in variants.items():
+            elapsed, landed = run_exporter(conninfo, spans, batch, cls)
+            exporter_s[label].append(elapsed)
             print(
-                f"  rep {rep + 1} exporter batch={batch:<5}: {elapsed:6.2f}s "
+                f"  rep {rep + 1} exporter {label:<20}: {elapsed:6.2f}s "
                 f"{len(spans) / elapsed:>9,.0f} spans/s  ({landed['traces']:,} traces)"
             )
             if not dumped:
@@ -501,7 +533,7 @@ def ingest(conninfo: str, n_spans: int, repeat: int, batches: Sequence[int]) -> 
             elapsed = run_copy(conninfo, fmt, dumped[fmt], len(spans))
             copy_s[fmt].append(elapsed)
             print(
-                f"  rep {rep + 1} raw COPY {fmt:<6}     : {elapsed:6.2f}s "
+                f"  rep {rep + 1} raw COPY {fmt:<20}: {elapsed:6.2f}s "
                 f"{len(spans) / elapsed:>9,.0f} spans/s"
             )
     truncate(conninfo)
@@ -517,19 +549,19 @@ def ingest(conninfo: str, n_spans: int, repeat: int, batches: Sequence[int]) -> 
     # The machine is shared and noisy: each exporter run is compared with the faster COPY
     # of its own repetition, and the median of those ratios is reported.
     fastest_copy = [min(pair) for pair in zip(*copy_s.values(), strict=True)]
-    for batch in batches:
-        rate = len(spans) / statistics.median(exporter_s[batch])
-        ratio = statistics.median(
-            c / e for c, e in zip(fastest_copy, exporter_s[batch], strict=True)
+    print("  PostgresSpanExporter (ratio: median of per-repetition ratios to the faster COPY)")
+    for label, times in exporter_s.items():
+        rate = len(spans) / statistics.median(times)
+        ratio = statistics.median(c / e for c, e in zip(fastest_copy, times, strict=True))
+        result[f"exporter_rate {label}"] = rate
+        result[f"exporter_ratio {label}"] = ratio
+        target = (
+            f"[>= 50,000/s: {'OK' if rate >= 50_000 else 'MISSED'}; "
+            f">= 0.33 x COPY: {'OK' if ratio >= 1 / 3 else 'MISSED'}]"
+            if "@" not in label
+            else ""
         )
-        result[f"exporter_rate_{batch}"] = rate
-        result[f"exporter_ratio_{batch}"] = ratio
-        verdict = "OK" if rate >= 50_000 and ratio >= 1 / 3 else "MISSED"
-        print(
-            f"  PostgresSpanExporter batch={batch:<5}: {rate:>9,.0f} spans/s; "
-            f"{ratio:.2f} x COPY (median of per-repetition ratios to the faster COPY)  "
-            f"[target >= 50,000/s and >= 0.33 x COPY: {verdict}]"
-        )
+        print(f"    {label:<20}: {rate:>9,.0f} spans/s  {ratio:.2f} x COPY  {target}")
     return result
 
 
@@ -541,12 +573,15 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--skip-overhead", action="store_true")
     parser.add_argument("--only-overhead", action="store_true")
     parser.add_argument("--keep-db", action="store_true", help="keep <db>_ingestbench")
+    parser.add_argument(
+        "--compare-with", metavar="REV", help="also time tracing/exporter.py as of git REV"
+    )
     args = parser.parse_args(argv)
     setup_django()
     with bench_database(args.keep_db) as conninfo:
         print(machine_line(conninfo))
         if not args.only_overhead:
-            ingest(conninfo, args.spans, args.repeat, args.batch)
+            ingest(conninfo, args.spans, args.repeat, args.batch, args.compare_with)
         if not args.skip_overhead:
             import bench_overhead
 
