@@ -13,12 +13,15 @@ from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.csrf import get_token
+from django.templatetags.static import static
 from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import AsyncGraphQLView
 
 from graphql_api.context import Context, build_context
 from graphql_api.permissions import authenticate
+
+UNPKG = "https://unpkg.com/"
 
 
 def _wants_html(request: HttpRequest) -> bool:
@@ -51,6 +54,12 @@ class GraphQLView(AsyncGraphQLView[Context, None]):
 
     async def get_context(self, request: HttpRequest, response: HttpResponse) -> Context:  # type: ignore[override]
         return build_context(request, response)
+
+    @property
+    def graphql_ide_html(self) -> str:
+        # The same files strawberry pins (same SRI hashes), served from our static folder:
+        # GraphiQL must work where unpkg is unreachable.
+        return super().graphql_ide_html.replace(UNPKG, static("graphql_api/graphiql/"))
 
     async def render_graphql_ide(self, request: HttpRequest) -> HttpResponse:
         get_token(request)  # sets the csrftoken cookie GraphiQL sends back as X-CSRFToken
