@@ -22,6 +22,7 @@ from campus_core.chat.models import Conversation, Message
 from tracing import attributes as A
 from tracing import semconv
 from tracing.exporter import PostgresSpanExporter
+from tracing.management.commands import seed_traces
 from tracing.models import OTelSpan, OTelTrace
 from tracing.semconv import Concept, SpanCategory
 
@@ -204,6 +205,31 @@ def test_sequences_move_past_seeded_ids() -> None:
         Conversation.objects.exclude(pk=conversation.pk).values_list("pk", flat=True)
     )
     assert message.pk > max(Message.objects.exclude(pk=message.pk).values_list("pk", flat=True))
+
+
+def _generated(seed: int, window_end_us: int) -> tuple[list[str], list[str]]:
+    day = 86_400 * 1_000_000
+    ids: list[str] = []
+    names: list[str] = []
+    for chunk in seed_traces.generate_chunks(
+        traces=300,
+        spans_per_trace=10,
+        seed=seed,
+        chunk_size=100,
+        window_start_us=window_end_us - 30 * day,
+        window_end_us=window_end_us,
+        reserved=seed_traces.Reserved(next_conversation=1, next_message=1),
+    ):
+        ids += [line.split("\t", 1)[0] for line in chunk.traces]
+        names += [line.split("\t", 4)[3] for line in chunk.spans]
+    return ids, names
+
+
+def test_same_seed_same_traces_whatever_the_window() -> None:
+    now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
+    seven_hours_earlier = now_us - 7 * 3_600 * 1_000_000
+    assert _generated(3, now_us) == _generated(3, seven_hours_earlier)
+    assert _generated(3, now_us)[0] != _generated(4, now_us)[0]
 
 
 def test_bad_arguments_change_nothing() -> None:

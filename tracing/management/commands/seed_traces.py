@@ -776,6 +776,9 @@ def generate_chunks(
 ) -> Iterator[Chunk]:
     """Chunks of traces in time order over the window; conversations never cross chunks."""
     rng = random.Random(seed)
+    # Start times come from their own stream: how many draws the day/night rejection takes
+    # depends on the wall-clock window, and must not shift the traces' contents.
+    time_rng = random.Random(f"{seed}-times")
     picker = ShapePicker(rng, spans_per_trace)
     chunks = max(math.ceil(traces / chunk_size), 1)
     span_us = window_end_us - window_start_us
@@ -786,7 +789,7 @@ def generate_chunks(
         size = min(chunk_size, traces - done)
         lo = window_start_us + span_us * index // chunks
         hi = window_start_us + span_us * (index + 1) // chunks
-        starts = _diurnal_offsets(rng, size, lo, hi)
+        starts = _diurnal_offsets(time_rng, size, lo, hi)
         chunk = Chunk()
         i = 0
         while i < size:
@@ -970,7 +973,10 @@ class Command(BaseCommand):
             "the shape of a minimal run)",
         )
         parser.add_argument(
-            "--seed", type=int, default=0, help="random seed (same seed, same data)"
+            "--seed",
+            type=int,
+            default=0,
+            help="random seed: the same seed gives the same traces (times follow the window)",
         )
         parser.add_argument("--days", type=float, default=30.0, help="time window, ending now")
         parser.add_argument("--chunk-size", type=int, default=20_000, help="traces per COPY")
