@@ -15,8 +15,9 @@ What it owns: the synthetic data used by the query benchmark (``make bench-query
 * Traces are written in ``started_at`` order, as live ingestion writes them, so the heap's
   physical order correlates with time the way it does in production.
 
-A generator thread builds the next chunk while the main thread streams the previous one to
-PostgreSQL: on two cores, Python and the PostgreSQL backend each keep one core busy.
+A generator thread builds chunks while writer threads (``--writers``, 2 by default) COPY
+earlier ones, each through its own connection: PostgreSQL's backends, not Python, set the
+pace, and a chunk is self-contained (ids reserved up front), so chunks commit independently.
 """
 
 from __future__ import annotations
@@ -852,6 +853,7 @@ def seed(
     large_trace_spans: int = 1000,
     conninfo: str | None = None,
     vacuum: bool = True,
+    writers: int = 2,
     progress: Callable[[str], None] | None = None,
 ) -> SeedResult:
     """Write ``traces`` synthetic traces (plus ``large_traces`` of ``large_trace_spans``)."""
@@ -869,7 +871,11 @@ def seed(
             )
         conn.commit()
 
-        chunks: queue.Queue[Chunk | BaseException | None] = queue.Queue(maxsize=2)
+        # Chunks are independent (ids reserved above, every FK inside its own chunk), so
+        # several connections can COPY them at once: PostgreSQL, not Python, is the bottleneck.
+        chunks: queue.Queue[Chunk | None] = queue.Queue(maxsize=writers + 1)
+        failures: list[BaseException] = []
+        lock = threading.Lock()
         gen_seconds = [0.0]
 
         def produce() -> None:
@@ -885,35 +891,64 @@ def seed(
                     reserved=reserved,
                 ):
                     gen_seconds[0] += time.perf_counter() - started
+                    if failures:
+                        break
                     chunks.put(chunk)
                     started = time.perf_counter()
-                if large_traces:
+                if large_traces and not failures:
                     rng = random.Random(seed + 1)
                     chunk = Chunk()
                     for k in range(large_traces):
                         at = end_us - (k + 1) * 3_600_000_000
                         build_trace(rng, large_shape(at, large_trace_spans, rng), chunk)
                     chunks.put(chunk)
-                chunks.put(None)
-            except BaseException as exc:  # surfaced in the consumer thread
-                chunks.put(exc)
+            except BaseException as exc:
+                failures.append(exc)
+            finally:
+                for _ in range(writers):
+                    chunks.put(None)
 
-        producer = threading.Thread(target=produce, name="seed-traces-generator", daemon=True)
-        producer.start()
-        while (item := chunks.get()) is not None:
-            if isinstance(item, BaseException):
-                raise item
-            _write_chunk(conn, item)
-            result.traces += item.trace_count
-            result.spans += item.span_count
-            result.conversations += len(item.conversations)
-            if progress is not None:
-                elapsed = time.perf_counter() - began
-                progress(
-                    f"{result.traces:,} traces, {result.spans:,} spans "
-                    f"({result.spans / elapsed:,.0f} spans/s)"
-                )
-        producer.join()
+        def write(writer_conn: psycopg.Connection[Any]) -> None:
+            while (item := chunks.get()) is not None:
+                if failures:
+                    continue  # keep draining so the generator never blocks
+                try:
+                    _write_chunk(writer_conn, item)
+                except BaseException as exc:
+                    failures.append(exc)
+                    continue
+                with lock:
+                    result.traces += item.trace_count
+                    result.spans += item.span_count
+                    result.conversations += len(item.conversations)
+                    if progress is not None:
+                        elapsed = time.perf_counter() - began
+                        progress(
+                            f"{result.traces:,} traces, {result.spans:,} spans "
+                            f"({result.spans / elapsed:,.0f} spans/s)"
+                        )
+
+        writer_conns = [
+            psycopg.connect(conninfo or conninfo_for("default"), autocommit=False)
+            for _ in range(writers)
+        ]
+        try:
+            threads = [
+                threading.Thread(target=produce, name="seed-traces-generator", daemon=True),
+                *(
+                    threading.Thread(target=write, args=(c,), name=f"seed-traces-copy-{i}")
+                    for i, c in enumerate(writer_conns)
+                ),
+            ]
+            for thread in threads:
+                thread.start()
+            for thread in threads:
+                thread.join()
+        finally:
+            for writer_conn in writer_conns:
+                writer_conn.close()
+        if failures:
+            raise failures[0]
         result.generate_seconds = gen_seconds[0]
         conn.autocommit = True
         with conn.cursor() as cur:
@@ -987,13 +1022,16 @@ class Command(BaseCommand):
         parser.add_argument(
             "--no-vacuum", action="store_true", help="only ANALYZE at the end, no VACUUM"
         )
+        parser.add_argument(
+            "--writers", type=int, default=2, help="connections COPYing chunks in parallel"
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         traces = options["traces"]
         if traces < 0 or options["large_traces"] < 0:
             raise CommandError("--traces and --large-traces must be >= 0")
-        if options["chunk_size"] < 1:
-            raise CommandError("--chunk-size must be >= 1")
+        if options["chunk_size"] < 1 or options["writers"] < 1:
+            raise CommandError("--chunk-size and --writers must be >= 1")
         if options["days"] <= 0:
             raise CommandError("--days must be > 0")
         if options["large_trace_spans"] < 2 + 4 * MAX_ITERATIONS:
@@ -1008,6 +1046,7 @@ class Command(BaseCommand):
             large_traces=options["large_traces"],
             large_trace_spans=options["large_trace_spans"],
             vacuum=not options["no_vacuum"],
+            writers=options["writers"],
             progress=(lambda line: self.stdout.write(line)) if verbose else None,
         )
         self.stdout.write(
