@@ -5,6 +5,7 @@ The request span is opened here, in the async context, so every coroutine below 
 is deliberately not used: its sync middleware loses the span across sync_to_async.
 """
 
+import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
@@ -20,3 +21,7 @@ from campus_core.observability.sentry_setup import ensure_started  # noqa: E402
 # Normally already started by the tracing hook; this covers OTEL_SDK_DISABLED.
 ensure_started()
 application = OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application))
+
+# Everything imported so far lives as long as the process: moving it out of the collector's
+# generations keeps full collections short (they showed as p95 spikes of ~55 ms per request).
+gc.freeze()

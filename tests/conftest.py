@@ -42,6 +42,14 @@ def _close_connections_before_dropping_the_test_db(
         )
 
 
+@pytest.fixture(autouse=True)
+def _flush_spans_before_db_teardown(_django_db_helper: Any) -> Iterator[None]:
+    """A test's spans reach PostgreSQL before its database is rolled back or truncated;
+    otherwise the BatchSpanProcessor's timer could write them into the next test."""
+    yield
+    tracing_tracer.force_flush()
+
+
 @pytest.fixture(scope="session")
 def recorded_spans() -> InMemorySpanExporter:
     """Every span the global provider sees (a second consumer beside the PostgreSQL path)."""
@@ -60,8 +68,12 @@ def instrumented() -> bool:
     from tracing.instrumentation import enable_auto_instrumentation
 
     enabled = enable_auto_instrumentation(force=True)
-    # The psycopg instrumentor wraps connections opened from now on: reopen ours.
+    # The psycopg instrumentor wraps connections opened from now on: reopen ours, and
+    # empty the pool (closing a pooled connection only hands it back, uninstrumented).
     connections.close_all()
+    for connection in connections.all():
+        if hasattr(connection, "close_pool"):
+            connection.close_pool()
     return enabled
 
 
