@@ -529,6 +529,18 @@ def explain(base_url: str, token: str, cases: list[Case], sql_log: Path) -> str:
     return "\n".join(summary) + "\n" + "\n".join(plans)
 
 
+def code_version() -> str:
+    """The commit measured, and whether the app's code had uncommitted changes."""
+
+    def git(*args: str) -> str:
+        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        return done.stdout.strip() if done.returncode == 0 else ""
+
+    commit = git("rev-parse", "--short", "HEAD") or "unknown"
+    dirty = git("status", "--porcelain", "--", "campus_core", "graphql_api", "tracing")
+    return commit + (" + uncommitted changes in the app" if dirty else "")
+
+
 # --- main ----------------------------------------------------------------------------------
 
 
@@ -602,6 +614,7 @@ def main() -> None:
         "machine": f"{os.cpu_count()} cores, {platform.machine()}, "
         f"Python {platform.python_version()}",
         "PostgreSQL": server_version,
+        "code": code_version(),
         "data": f"{n_traces:,} traces, {n_spans:,} spans",
         "load average (1 min) before / after": f"{load_before:.1f} / {os.getloadavg()[0]:.1f}",
         "method": f"{args.requests} sequential requests per case after {args.warmup} warm-up, "
