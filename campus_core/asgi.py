@@ -9,6 +9,8 @@ import gc
 import os
 
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
+# A long-running server reuses pooled connections (see DATABASE_POOL in settings).
+os.environ.setdefault("DATABASE_POOL", "true")
 
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application

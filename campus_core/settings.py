@@ -84,7 +84,9 @@ TEMPLATES = [
 
 # A psycopg connection pool (Django 5.1+): under ASGI, a new connection per request costs
 # ~3 ms here; persistent connections (CONN_MAX_AGE) do not suit async views, a pool does.
-DATABASE_POOL = env_bool("DATABASE_POOL", default=True)
+# On by default in the ASGI server (campus_core/asgi.py); off for management commands,
+# where a missing database should fail at once rather than after the pool's timeout.
+DATABASE_POOL = env_bool("DATABASE_POOL", default=False)
 DATABASES = {
     "default": dj_database_url.parse(
         database_url(), conn_max_age=0, conn_health_checks=not DATABASE_POOL

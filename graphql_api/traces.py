@@ -31,7 +31,7 @@ from strawberry_django.relay.cursor_connection import annotate_ordering_fields
 from graphql_api.context import loaders
 from graphql_api.permissions import staff_only
 from graphql_api.span_views import lone_view
-from graphql_api.spans import SpanType, trace_loader
+from graphql_api.spans import SpanColumnsType, SpanType, trace_loader
 from tracing import selectors
 from tracing.models import OTelTrace
 
@@ -260,6 +260,15 @@ class TraceType:
     )
     async def spans(self, root: Parent[OTelTrace], info: Info) -> list[SpanType]:
         return (await loaders(info).trace_spans.load(root.id)).ordered  # type: ignore[return-value]
+
+    @strawberry_django.field(
+        description=(
+            "The same spans column by column (see SpanColumns): the fast way to draw a "
+            "waterfall of thousands of spans."
+        ),
+    )
+    async def span_columns(self, root: Parent[OTelTrace], info: Info) -> SpanColumnsType:
+        return SpanColumnsType.of(await loaders(info).trace_spans.load(root.id))
 
 
 def page_window(first: int | None, last: int | None) -> tuple[int | None, int | None]:

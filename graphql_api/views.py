@@ -56,7 +56,7 @@ class GraphQLView(AsyncGraphQLView[Context, None]):
         return build_context(request, response)
 
     @property
-    def graphql_ide_html(self) -> str:
+    def graphql_ide_html(self) -> str:  # type: ignore[override]
         # The same files strawberry pins (same SRI hashes), served from our static folder:
         # GraphiQL must work where unpkg is unreachable.
         return super().graphql_ide_html.replace(UNPKG, static("graphql_api/graphiql/"))

@@ -343,6 +343,42 @@ def test_trace_detail_fields_and_waterfall(data: Built) -> None:
     assert chat["genAi"]["finishReasons"] == ["tool_calls"]
 
 
+COLUMNS = """
+query($id: ID!) {
+  trace(id: $id) {
+    spans { id parentId name kind op depth offsetMs durationMs selfDurationMs status
+            statusMessage children { id } }
+    spanColumns { ids parentIds names kinds ops depths offsetsMs durationsMs
+                  selfDurationsMs statuses statusMessages childCounts }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize("label", ["library", "orphan"])
+def test_span_columns_say_what_spans_say(data: Built, label: str) -> None:
+    result = execute(COLUMNS, {"id": data.ids[label]})
+    assert result.errors is None, result.errors
+    spans, columns = result.data["trace"]["spans"], result.data["trace"]["spanColumns"]
+    pairs = {
+        "ids": "id",
+        "parentIds": "parentId",
+        "names": "name",
+        "kinds": "kind",
+        "ops": "op",
+        "depths": "depth",
+        "offsetsMs": "offsetMs",
+        "durationsMs": "durationMs",
+        "selfDurationsMs": "selfDurationMs",
+        "statuses": "status",
+        "statusMessages": "statusMessage",
+    }
+    for column, field in pairs.items():
+        assert columns[column] == [s[field] for s in spans], column
+    assert columns["childCounts"] == [len(s["children"]) for s in spans]
+    assert len(columns["ids"]) == len(spans) > 0
+
+
 def test_error_status_and_message(data: Built) -> None:
     trace = _detail(data, "failed")
     assert trace["status"] == "error"

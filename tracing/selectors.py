@@ -9,13 +9,15 @@ What a span *is* (agent, llm, tool, ...) is decided by ``tracing.semconv`` only.
 
 from __future__ import annotations
 
+import json
 import uuid
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
+import orjson
 from django.contrib.postgres.fields import ArrayField
 from django.db import connection
 from django.db.models import (
@@ -28,7 +30,10 @@ from django.db.models import (
     Q,
     QuerySet,
     Sum,
+    TextField,
 )
+from django.db.models.expressions import RawSQL
+from django.db.models.functions import Cast
 
 from tracing import attributes as A
 from tracing import exporter, semconv
@@ -94,10 +99,88 @@ class SpanRecord(Protocol):
 SPAN_COLUMNS = exporter.SPAN_COLUMNS
 
 
+class StoredSpan(NamedTuple):
+    """One stored span as the read side sees it (the exporter's columns, in order)."""
+
+    trace_id: uuid.UUID
+    span_id: str
+    parent_span_id: str
+    name: str
+    span_kind: str
+    started_at: datetime
+    ended_at: datetime
+    duration_ms: float
+    status_code: str
+    status_message: str
+    attributes: dict[str, Any]
+    events: Any
+    scope: str
+
+
+assert StoredSpan._fields == SPAN_COLUMNS, "StoredSpan must follow the exporter's columns"
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_TIME_COLUMNS = ("started_at", "ended_at")
+_JSON_COLUMNS = ("attributes", "events")
+_PLAIN_COLUMNS = tuple(c for c in SPAN_COLUMNS if c not in _TIME_COLUMNS + _JSON_COLUMNS)
+
+
+def _loads(text: str) -> Any:
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError:  # e.g. an integer beyond 64 bits: the stdlib takes it
+        return json.loads(text)
+
+
+def _epoch_us(column: str) -> RawSQL:
+    # EXTRACT returns an exact numeric (PostgreSQL 14+), so microseconds survive the cast.
+    return RawSQL(f'(EXTRACT(EPOCH FROM "tracing_otelspan"."{column}") * 1000000)::bigint', ())
+
+
 def span_rows(spans: QuerySet[OTelSpan]) -> list[SpanRecord]:
-    """Named rows instead of model instances: a 1,000-span trace reads in about half the
-    time, and nothing on the read side needs a model method."""
-    return list(spans.values_list(*SPAN_COLUMNS, named=True))
+    """Named rows instead of model instances, read the cheap way: timestamps as epoch
+    microseconds and JSON as text parsed by orjson. Django's timestamptz loader and its
+    stdlib JSON decoding were most of the cost of reading a 1,000-span trace."""
+    rows = spans.annotate(
+        _started_us=_epoch_us("started_at"),
+        _ended_us=_epoch_us("ended_at"),
+        _attributes=Cast("attributes", TextField()),
+        _events=Cast("events", TextField()),
+    ).values_list(*_PLAIN_COLUMNS, "_started_us", "_ended_us", "_attributes", "_events")
+    out: list[SpanRecord] = []
+    for (
+        trace_id,
+        span_id,
+        parent_span_id,
+        name,
+        span_kind,
+        duration_ms,
+        status_code,
+        status_message,
+        scope,
+        started_us,
+        ended_us,
+        attributes,
+        events,
+    ) in rows:
+        out.append(
+            StoredSpan(
+                trace_id,
+                span_id,
+                parent_span_id,
+                name,
+                span_kind,
+                _EPOCH + timedelta(microseconds=started_us),
+                _EPOCH + timedelta(microseconds=ended_us),
+                duration_ms,
+                status_code,
+                status_message,
+                _loads(attributes),
+                _loads(events),
+                scope,
+            )
+        )
+    return out
 
 
 @dataclass(slots=True)

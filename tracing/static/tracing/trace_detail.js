@@ -1,7 +1,7 @@
 // The trace page: summary, cross-links to the conversation viewer, the waterfall and the
 // span detail panel. The selected span is kept in the URL (?span=…) so it can be shared.
 
-import { fetchSpan, fetchTrace, urlFor, viewerConfig } from "./api.js";
+import { fetchSpan, fetchTrace, spansFromColumns, urlFor, viewerConfig } from "./api.js";
 import { formatDuration, formatNumber, formatTime, h, showError, statusBadge } from "./dom.js";
 import { renderSpan, renderSpanError, renderSpanLoading } from "./span_panel.js";
 import { Waterfall } from "./waterfall.js";
@@ -42,7 +42,7 @@ function renderSummary(trace) {
   setField("iterationCount", formatNumber(trace.iterationCount));
   setField("toolCallCount", formatNumber(trace.toolCallCount));
   setField("toolsUsed", (trace.toolsUsed || []).join(", ") || "–");
-  setField("spanCount", formatNumber(trace.spanCount ?? (trace.spans || []).length));
+  setField("spanCount", formatNumber(trace.spanCount ?? (trace.spanColumns?.ids || []).length));
   if (trace.conversation) {
     const id = trace.conversation.id;
     setField("conversation",
@@ -94,13 +94,14 @@ async function main() {
   renderSummary(trace);
   layout.hidden = false;
   const container = root.querySelector(".waterfall");
-  if (!(trace.spans || []).length) {
+  const spans = spansFromColumns(trace.spanColumns);
+  if (!spans.length) {
     // A trace row exists as soon as any span arrives; this one has none left to show.
     container.replaceChildren(h("p", { class: "help" }, "No spans are stored for this trace."));
     root.dataset.ready = "true";
     return;
   }
-  const waterfall = new Waterfall(container, trace.spans || [], { onSelect: showSpan });
+  const waterfall = new Waterfall(container, spans, { onSelect: showSpan });
   root.querySelector(".wf-expand-all").addEventListener("click", () => waterfall.setAllCollapsed(false));
   root.querySelector(".wf-collapse-all").addEventListener("click", () => waterfall.setAllCollapsed(true));
   const wanted = new URL(window.location.href).searchParams.get("span");

@@ -45,7 +45,7 @@ export class Waterfall {
       else roots.push(node);
     }
     const byStart = (a, b) => (a.span.offsetMs ?? 0) - (b.span.offsetMs ?? 0)
-      || String(a.span.startedAt).localeCompare(String(b.span.startedAt));
+      || (a.span.order ?? 0) - (b.span.order ?? 0);
     roots.sort(byStart);
     let start = Infinity;
     let end = 0;
