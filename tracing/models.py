@@ -77,7 +77,11 @@ class OTelTrace(models.Model):
 class OTelSpan(models.Model):
     """One span, in the standard OTel shape. ``span_id`` is unique within its trace."""
 
-    trace = models.ForeignKey(OTelTrace, on_delete=models.CASCADE, related_name="spans")
+    # No index of its own: the unique (trace, span_id) index serves every lookup by trace,
+    # and one B-tree fewer is one insert fewer per span on the write path.
+    trace = models.ForeignKey(
+        OTelTrace, on_delete=models.CASCADE, related_name="spans", db_index=False
+    )
     span_id = models.CharField(max_length=16)
     parent_span_id = models.CharField(max_length=16, blank=True, default="")
     name = models.CharField(max_length=500)
