@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-
-from campus_core.chat.llm.base import LLMError, LLMResponse, ToolCall, ToolSpec
+from campus_core.chat.llm.base import LLMError, LLMResponse, ToolCall, ToolSpec, post_json
 
 ANTHROPIC_VERSION = "2023-06-01"
 
@@ -82,17 +80,8 @@ class AnthropicProvider:
                 for t in tools
             ]
         headers = {"x-api-key": self._api_key, "anthropic-version": ANTHROPIC_VERSION}
+        body = await post_json(f"{self.base_url}/v1/messages", payload, headers, self._timeout)
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
-                response = await client.post(
-                    f"{self.base_url}/v1/messages", json=payload, headers=headers
-                )
-        except httpx.HTTPError as exc:
-            raise LLMError(f"LLM request failed: {exc}") from exc
-        if response.status_code != 200:
-            raise LLMError(f"LLM returned HTTP {response.status_code}: {response.text[:500]}")
-        try:
-            body = response.json()
             text = "".join(b["text"] for b in body["content"] if b["type"] == "text")
             calls = [
                 ToolCall(id=b["id"], name=b["name"], arguments=b.get("input") or {})

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import httpx
+
 
 @dataclass(frozen=True)
 class ToolSpec:
@@ -33,6 +35,24 @@ class LLMResponse:
 
 class LLMError(RuntimeError):
     """The provider failed or answered something unusable."""
+
+
+async def post_json(
+    url: str, payload: dict[str, Any], headers: dict[str, str], timeout: float
+) -> Any:
+    """POST a JSON body with httpx (so the call is a real, instrumented HTTP span) and
+    return the decoded answer; any transport failure or non-200 answer is an LLMError."""
+    try:
+        async with httpx.AsyncClient(timeout=timeout) as client:
+            response = await client.post(url, json=payload, headers=headers)
+    except httpx.HTTPError as exc:
+        raise LLMError(f"LLM request failed: {exc}") from exc
+    if response.status_code != 200:
+        raise LLMError(f"LLM returned HTTP {response.status_code}: {response.text[:500]}")
+    try:
+        return response.json()
+    except ValueError as exc:
+        raise LLMError(f"LLM answer is not JSON: {response.text[:200]}") from exc
 
 
 class LLMProvider(Protocol):

@@ -5,9 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-import httpx
-
-from campus_core.chat.llm.base import LLMError, LLMResponse, ToolCall, ToolSpec
+from campus_core.chat.llm.base import LLMError, LLMResponse, ToolCall, ToolSpec, post_json
 
 
 class OpenAICompatibleProvider:
@@ -41,17 +39,8 @@ class OpenAICompatibleProvider:
                 for t in tools
             ]
         headers = {"Authorization": f"Bearer {self._api_key}"} if self._api_key else {}
+        body = await post_json(f"{self.base_url}/chat/completions", payload, headers, self._timeout)
         try:
-            async with httpx.AsyncClient(timeout=self._timeout) as client:
-                response = await client.post(
-                    f"{self.base_url}/chat/completions", json=payload, headers=headers
-                )
-        except httpx.HTTPError as exc:
-            raise LLMError(f"LLM request failed: {exc}") from exc
-        if response.status_code != 200:
-            raise LLMError(f"LLM returned HTTP {response.status_code}: {response.text[:500]}")
-        try:
-            body = response.json()
             choice = body["choices"][0]
             message = choice["message"]
             calls = [
