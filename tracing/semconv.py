@@ -10,6 +10,7 @@ conventions also use ``llm.*`` and ``tool.*`` keys that mean something else.
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -55,6 +56,12 @@ class Concept(StrEnum):
     AGENT_STATUS = "agent_status"
 
 
+@functools.cache
+def _distinct_keys(*keys: str) -> tuple[str, ...]:
+    # Called for every attribute lookup of every span: computed once per alias row.
+    return tuple(dict.fromkeys(keys))
+
+
 @dataclass(frozen=True)
 class AliasKeys:
     current: str
@@ -63,7 +70,7 @@ class AliasKeys:
 
     def all(self) -> tuple[str, ...]:
         # Order of preference when several generations are present on one span.
-        return tuple(dict.fromkeys((self.current, self.earlier, self.legacy)))
+        return _distinct_keys(self.current, self.earlier, self.legacy)
 
 
 ALIASES: dict[Concept, AliasKeys] = {

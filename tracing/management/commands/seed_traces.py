@@ -42,6 +42,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from campus_core.chat.agent_core import route_folders
 from campus_core.chat.knowledge import FOLDERS
 from tracing import attributes as A
+from tracing.exporter import SPAN_COLUMNS as exporter_span_columns
 from tracing.exporter import conninfo_for
 
 # --- the synthetic world ---------------------------------------------------------------------
@@ -136,21 +137,8 @@ TRACE_COLUMNS = (
     "root_span_id",
     "updated_at",
 )
-SPAN_COLUMNS = (
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "name",
-    "span_kind",
-    "started_at",
-    "ended_at",
-    "duration_ms",
-    "status_code",
-    "status_message",
-    "attributes",
-    "events",
-    "scope",
-)
+# The exporter's columns, so seeded rows are exactly what it would write.
+SPAN_COLUMNS = exporter_span_columns
 
 
 class Generation:
