@@ -515,7 +515,7 @@ def test_staff_filters_opens_a_trace_reads_a_chat_span_and_crosses_to_the_conver
     # The breadcrumb leads back to the filtered list the reader came from.
     back = page.get_attribute(".breadcrumbs a.back-to-list", "href") or ""
     assert parse_qs(urlparse(back).query) == {"toolUsed": ["calculate"], "status": ["completed"]}
-    spans = list(calc.spans.all())
+    spans = list(calc.spans.order_by("started_at", "span_id"))
     rows = page.locator(".wf-row")
     assert rows.count() == len(spans)
     kinds = set(rows.evaluate_all("rows => rows.map(r => r.dataset.kind)"))
