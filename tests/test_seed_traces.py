@@ -6,6 +6,7 @@ connection, hence ``transactional_db``.
 
 from __future__ import annotations
 
+import re
 import uuid
 from collections import Counter
 from datetime import UTC, datetime, timedelta
@@ -207,29 +208,73 @@ def test_sequences_move_past_seeded_ids() -> None:
     assert message.pk > max(Message.objects.exclude(pk=message.pk).values_list("pk", flat=True))
 
 
-def _generated(seed: int, window_end_us: int) -> tuple[list[str], list[str]]:
-    day = 86_400 * 1_000_000
-    ids: list[str] = []
-    names: list[str] = []
+_DAY_US = 86_400 * 1_000_000
+_TRACE_TIME_COLUMNS = (8, 9, 19)  # started_at, ended_at, last_span_at of a trace line
+_SPAN_TIME_COLUMNS = (5, 6)  # started_at, ended_at of a span line
+_EVENT_TIME = re.compile(r'"timestamp":"[^"]*"')
+
+
+def _us(at: datetime) -> int:
+    return (at - _EPOCH) // timedelta(microseconds=1)
+
+
+def _generated(seed: int, window_end: datetime) -> tuple[list[list[str]], list[list[str]]]:
+    """Trace and span lines of a 30-day window ending at ``window_end``, split in columns."""
+    end_us = _us(window_end)
+    traces: list[list[str]] = []
+    spans: list[list[str]] = []
     for chunk in seed_traces.generate_chunks(
         traces=300,
         spans_per_trace=10,
         seed=seed,
         chunk_size=100,
-        window_start_us=window_end_us - 30 * day,
-        window_end_us=window_end_us,
+        window_start_us=end_us - 30 * _DAY_US,
+        window_end_us=end_us,
         reserved=seed_traces.Reserved(next_conversation=1, next_message=1),
     ):
-        ids += [line.split("\t", 1)[0] for line in chunk.traces]
-        names += [line.split("\t", 4)[3] for line in chunk.spans]
-    return ids, names
+        traces += [line.rstrip("\n").split("\t") for line in chunk.traces]
+        spans += [line.rstrip("\n").split("\t") for line in chunk.spans]
+    return traces, spans
 
 
-def test_same_seed_same_traces_whatever_the_window() -> None:
-    now_us = int(datetime.now(UTC).timestamp() * 1_000_000)
-    seven_hours_earlier = now_us - 7 * 3_600 * 1_000_000
-    assert _generated(3, now_us) == _generated(3, seven_hours_earlier)
-    assert _generated(3, now_us)[0] != _generated(4, now_us)[0]
+def _contents(lines: list[list[str]], time_columns: tuple[int, ...]) -> list[list[str]]:
+    """Every column but the instants (durations are kept: they do not depend on the window)."""
+    return [
+        [_EVENT_TIME.sub("", v) for i, v in enumerate(line) if i not in time_columns]
+        for line in lines
+    ]
+
+
+# Fixed instants, never the clock: the hour the old test failed at, either side of midnight
+# UTC, month and year ends, a leap day.
+_WINDOW_ENDS = [
+    datetime(2026, 12, 1, 10, 40, tzinfo=UTC),
+    datetime(2026, 12, 1, 3, 40, tzinfo=UTC),
+    datetime(2026, 11, 30, 23, 59, 59, tzinfo=UTC),
+    datetime(2026, 12, 1, 0, 0, 1, tzinfo=UTC),
+    datetime(2026, 1, 31, 23, 30, tzinfo=UTC),
+    datetime(2026, 12, 31, 23, 59, 59, 999_999, tzinfo=UTC),
+    datetime(2028, 2, 29, 12, 0, tzinfo=UTC),
+]
+
+
+@pytest.mark.parametrize("window_end", _WINDOW_ENDS[1:], ids=lambda d: d.isoformat())
+def test_same_seed_same_traces_whatever_the_window(window_end: datetime) -> None:
+    reference_traces, reference_spans = _generated(3, _WINDOW_ENDS[0])
+    traces, spans = _generated(3, window_end)
+    assert _contents(traces, _TRACE_TIME_COLUMNS) == _contents(
+        reference_traces, _TRACE_TIME_COLUMNS
+    )
+    assert _contents(spans, _SPAN_TIME_COLUMNS) == _contents(reference_spans, _SPAN_TIME_COLUMNS)
+    # What may depend on the window, and only that: the instants, all inside it.
+    lo, hi = window_end - timedelta(days=30), window_end
+    starts = [datetime.fromisoformat(line[8]) for line in traces]
+    assert all(lo <= at < hi + timedelta(hours=1) for at in starts)
+    assert starts[0] < lo + timedelta(days=1) and starts[-1] > hi - timedelta(days=1)
+
+
+def test_another_seed_other_traces() -> None:
+    assert _generated(3, _WINDOW_ENDS[0])[0] != _generated(4, _WINDOW_ENDS[0])[0]
 
 
 def test_bad_arguments_change_nothing() -> None:

@@ -766,7 +766,9 @@ def generate_chunks(
     """Chunks of traces in time order over the window; conversations never cross chunks."""
     rng = random.Random(seed)
     # Start times come from their own stream: how many draws the day/night rejection takes
-    # depends on the wall-clock window, and must not shift the traces' contents.
+    # depends on where the window falls, and must not shift the traces' contents. For the
+    # same reason a trace's age (which picks its naming generation) is its rank in the
+    # sequence, not its instant: only the start times follow the window.
     time_rng = random.Random(f"{seed}-times")
     picker = ShapePicker(rng, spans_per_trace)
     chunks = max(math.ceil(traces / chunk_size), 1)
@@ -783,7 +785,7 @@ def generate_chunks(
         i = 0
         while i < size:
             started = starts[i]
-            age = (started - window_start_us) / span_us
+            age = (done + i) / traces
             if rng.random() < CONVERSATION_START:
                 turns = min(1 + int(math.log(1 - rng.random()) / _LOG_STAY), size - i)
                 conversation_id = next_conversation
