@@ -43,7 +43,7 @@ async def placed_span(span: SpanRecord, info: Info) -> SpanType:
         if placed is not None:
             return placed
         # Gone from the trace since it was read: it is all of its trace we know.
-    return SpanType.of(SpanTree([span]).nodes[0])
+    return SpanType.of(SpanTree([span]).nodes[0], span.trace_id.hex)
 
 
 @strawberry.type

@@ -127,10 +127,17 @@ def _gen_ai(root: Parent[SpanType]) -> GenAiType:
 
 @strawberry.type(name="Span", description="One OpenTelemetry span of an agent run.")
 class SpanType:
-    id: strawberry.ID = strawberry.field(description="OTel span id, 16 hex characters.")
-    trace_id: strawberry.ID = strawberry.field(description="OTel trace id, 32 hex characters.")
-    parent_id: strawberry.ID | None = strawberry.field(
-        description="Parent span id; null for a root. May name a span never stored."
+    # Ids and events are held as the plain values they are (graphql_type says what the
+    # schema shows): no per-span conversion when a trace of 1,000 spans is built.
+    id: str = strawberry.field(
+        graphql_type=strawberry.ID, description="OTel span id, 16 hex characters."
+    )
+    trace_id: str = strawberry.field(
+        graphql_type=strawberry.ID, description="OTel trace id, 32 hex characters."
+    )
+    parent_id: str | None = strawberry.field(
+        graphql_type=strawberry.ID | None,
+        description="Parent span id; null for a root. May name a span never stored.",
     )
     name: str
     kind: SpanKind = strawberry.field(  # type: ignore[valid-type]
@@ -158,7 +165,9 @@ class SpanType:
     status: SpanStatus  # type: ignore[valid-type]
     status_message: str
     scope: str = strawberry.field(description="Instrumentation scope that produced the span.")
-    events: JSON = strawberry.field(description="Span events: name, timestamp, attributes.")
+    events: list[Any] = strawberry.field(
+        graphql_type=JSON, description="Span events: name, timestamp, attributes."
+    )
     gen_ai: GenAiType = strawberry.field(
         resolver=_gen_ai, description="GenAI facts resolved across naming generations."
     )
@@ -167,13 +176,14 @@ class SpanType:
     record: strawberry.Private[SpanRecord]
 
     @classmethod
-    def of(cls, node: SpanNode) -> SpanType:
-        """The span of ``node``, without parent and children (``of_tree`` links them)."""
+    def of(cls, node: SpanNode, trace_id: str) -> SpanType:
+        """The span of ``node`` (in the trace ``trace_id``, as hex), without parent and
+        children (``of_tree`` links them)."""
         span = node.span
         return cls(
-            id=strawberry.ID(span.span_id),
-            trace_id=strawberry.ID(span.trace_id.hex),
-            parent_id=strawberry.ID(span.parent_span_id) if span.parent_span_id else None,
+            id=span.span_id,
+            trace_id=trace_id,
+            parent_id=span.parent_span_id or None,
             name=span.name,
             kind=node.category,
             span_kind=span.span_kind,
@@ -188,7 +198,7 @@ class SpanType:
             status=_STATUS_BY_NAME.get(span.status_code, StatusCode.UNSET),
             status_message=span.status_message,
             scope=span.scope,
-            events=JSON(span.events),
+            events=span.events,
             parent=None,
             children=[],
             record=span,
@@ -198,12 +208,16 @@ class SpanType:
     def of_tree(cls, tree: SpanTree) -> dict[str, SpanType]:
         """Every span of a trace by span id, in the tree's order (by start), linked to
         its parent and children."""
-        spans = {node.span.span_id: cls.of(node) for node in tree.nodes}
+        if not tree.nodes:
+            return {}
+        trace_id = tree.nodes[0].span.trace_id.hex
+        spans = {node.span.span_id: cls.of(node, trace_id) for node in tree.nodes}
+        # Nodes come by start, so each parent's children do too (as in the tree).
         for node in tree.nodes:
-            span = spans[node.span.span_id]
             if node.parent is not None:
-                span.parent = spans[node.parent.span.span_id]
-            span.children = [spans[child.span.span_id] for child in node.children]
+                span, parent = spans[node.span.span_id], spans[node.parent.span.span_id]
+                span.parent = parent
+                parent.children.append(span)
         return spans
 
     @strawberry.field(
@@ -238,9 +252,10 @@ class SpanType:
     ),
 )
 class SpanColumnsType:
-    ids: list[strawberry.ID]
-    parent_ids: list[strawberry.ID | None] = strawberry.field(
-        description="Parent span ids; null for a root (the id may name a span never stored)."
+    ids: list[str] = strawberry.field(graphql_type=list[strawberry.ID])
+    parent_ids: list[str | None] = strawberry.field(
+        graphql_type=list[strawberry.ID | None],
+        description="Parent span ids; null for a root (the id may name a span never stored).",
     )
     names: list[str]
     kinds: list[SpanKind]  # type: ignore[valid-type]
