@@ -65,7 +65,7 @@ def bench_database(keep: bool) -> Iterator[str]:
     """A migrated database of our own next to the configured one; yields its conninfo."""
     from django.db import connection
 
-    from tracing.exporter import conninfo_for
+    from tracing.export import conninfo_for
 
     settings_dict = connection.settings_dict
     settings_dict.setdefault("TEST", {})
@@ -120,8 +120,8 @@ def generate_spans(target_spans: int, seed: int = 7) -> list[Any]:
 
     from campus_core.chat.agent_core import SYSTEM_PROMPT
     from campus_core.chat.knowledge import SAMPLE_DOCUMENTS
-    from tracing import attributes as A
-    from tracing.agent_run_tagger import AgentRunTaggerProcessor, enter_agent_run, exit_agent_run
+    from tracing.conventions import attributes as A
+    from tracing.pipeline.tagger import AgentRunTaggerProcessor, enter_agent_run, exit_agent_run
 
     class Collector(SpanProcessor):
         def __init__(self) -> None:
@@ -396,7 +396,7 @@ def exporter_class(revision: str | None) -> Any:
     """``PostgresSpanExporter`` as in the working tree, or as of a git revision (loaded from
     ``git show``, so an optimisation can be measured against its predecessor in one run)."""
     if revision is None:
-        from tracing.exporter import PostgresSpanExporter
+        from tracing.export import PostgresSpanExporter
 
         return PostgresSpanExporter
     source = subprocess.run(
@@ -431,7 +431,7 @@ def run_exporter(
     assert stats.spans_written == len(spans) and stats.spans_lost == 0, stats
     with psycopg.connect(conninfo) as conn:
         row = conn.execute(
-            "SELECT count(*), sum(span_count), count(*) FILTER (WHERE has_root) "
+            "SELECT count(*), sum(span_count), count(*) FILTER (WHERE root_span_id <> '') "
             "FROM tracing_oteltrace"
         ).fetchone()
         assert row is not None

@@ -105,9 +105,9 @@ def measure(conninfo: str, workload: str, runs: int, repeat: int) -> dict[str, A
     from opentelemetry.trace import NoOpTracerProvider
 
     from campus_core.chat.agent_core import AgentCore
-    from tracing.agent_run_tagger import AgentRunTaggerProcessor
-    from tracing.exporter import PostgresSpanExporter
-    from tracing.tracer import TRACER_NAME, build_provider
+    from tracing.export import PostgresSpanExporter
+    from tracing.pipeline import TRACER_NAME, build_provider
+    from tracing.pipeline.tagger import AgentRunTaggerProcessor
 
     tool_names = ["calculate"] if workload == "cpu" else ["search_knowledge", "calculate"]
     latency = LLM_LATENCY_S if workload == "sql+llm" else 0.0

@@ -18,10 +18,9 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 django_application = get_asgi_application()
 
-from campus_core.observability.sentry_setup import ensure_started  # noqa: E402
+from tracing.pipeline import init_telemetry  # noqa: E402
 
-# Normally already started by the tracing hook; this covers OTEL_SDK_DISABLED.
-ensure_started()
+init_telemetry()
 application = OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application))
 
 # Everything imported so far lives as long as the process: moving it out of the collector's

@@ -16,8 +16,14 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from campus_core.chat.llm.offline import OfflineLLMServer, Policy, campus_policy
 from campus_core.chat.llm.openai_compat import OpenAICompatibleProvider
-from tracing import tracer as tracing_tracer
-from tracing.exporter import PostgresSpanExporter
+from tracing import pipeline
+from tracing.export import PostgresSpanExporter
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _telemetry() -> None:
+    """The test session is an entry point: the same start-up as the server's."""
+    pipeline.init_telemetry()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -28,11 +34,11 @@ def _close_connections_before_dropping_the_test_db(
     the exporter's own (shutdown flushes and closes it, and stops the timer that would
     reopen it) and those the live server's worker threads still hold."""
     yield
-    tracing_tracer.shutdown_tracing()
+    pipeline.shutdown_telemetry()
     import psycopg
     from django.db import connections
 
-    from tracing.exporter import conninfo_for
+    from tracing.export import conninfo_for
 
     connections.close_all()
     with django_db_blocker.unblock(), psycopg.connect(conninfo_for(), autocommit=True) as conn:
@@ -47,13 +53,13 @@ def _flush_spans_before_db_teardown(_django_db_helper: Any) -> Iterator[None]:
     """A test's spans reach PostgreSQL before its database is rolled back or truncated;
     otherwise the BatchSpanProcessor's timer could write them into the next test."""
     yield
-    tracing_tracer.force_flush()
+    pipeline.force_flush()
 
 
 @pytest.fixture(scope="session")
 def recorded_spans() -> InMemorySpanExporter:
     """Every span the global provider sees (a second consumer beside the PostgreSQL path)."""
-    provider = tracing_tracer.init_tracing()
+    provider = pipeline.init_telemetry()
     assert isinstance(provider, TracerProvider)
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -65,7 +71,7 @@ def instrumented() -> bool:
     """Turn on psycopg/httpx/logging auto-instrumentation (process-wide, from here on)."""
     from django.db import connections
 
-    from tracing.instrumentation import enable_auto_instrumentation
+    from tracing.pipeline.instrumentation import enable_auto_instrumentation
 
     enabled = enable_auto_instrumentation(force=True)
     # The psycopg instrumentor wraps connections opened from now on: reopen ours, and
@@ -80,7 +86,7 @@ def instrumented() -> bool:
 @pytest.fixture
 def flush() -> Callable[[], None]:
     def _flush() -> None:
-        assert tracing_tracer.force_flush(), "spans did not reach PostgreSQL"
+        assert pipeline.force_flush(), "spans did not reach PostgreSQL"
 
     return _flush
 

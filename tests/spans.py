@@ -12,8 +12,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
-from tracing import attributes as A
-from tracing.agent_run_tagger import AgentRunTaggerProcessor, enter_agent_run, exit_agent_run
+from tracing.conventions import attributes as A
+from tracing.pipeline.tagger import AgentRunTaggerProcessor, enter_agent_run, exit_agent_run
 
 
 def recording_provider() -> tuple[TracerProvider, InMemorySpanExporter]:

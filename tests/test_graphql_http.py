@@ -16,7 +16,7 @@ from django.test import Client
 
 from graphql_api.models import ApiToken, digest
 from tests.graphql_support import build_dataset
-from tracing.exporter import PostgresSpanExporter
+from tracing.export import PostgresSpanExporter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -26,9 +26,9 @@ from campus_core.chat import knowledge
 from campus_core.chat.llm import LLMProvider, LLMResponse, ToolCall, get_provider
 from campus_core.chat.tools import TOOLS, Tool, ToolInputError, ToolResult
 from campus_core.observability.metrics import metrics
-from tracing import attributes as A
-from tracing import get_tracer
-from tracing.agent_run_tagger import enter_agent_run, exit_agent_run
+from tracing.conventions import attributes as A
+from tracing.pipeline import get_tracer
+from tracing.pipeline.tagger import enter_agent_run, exit_agent_run
 
 logger = logging.getLogger(__name__)
 

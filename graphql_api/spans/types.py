@@ -6,13 +6,14 @@ trace of 1,000 spans is attribute reads rather than a resolver call per field. O
 ``genAi``, ``attributes`` and ``attribute`` run a resolver, and only when asked.
 
 Classification and attribute resolution across the three naming generations come from
-``tracing.semconv`` only; span statuses are OpenTelemetry's own ``StatusCode``.
+``tracing.conventions.semconv`` only; span statuses are OpenTelemetry's own ``StatusCode``.
 """
 
 from __future__ import annotations
 
 import json
 from datetime import datetime
+from enum import StrEnum
 from typing import Any
 
 import strawberry
@@ -20,25 +21,43 @@ from opentelemetry.trace import StatusCode
 from strawberry import Parent
 from strawberry.scalars import JSON
 
-from tracing import attributes as A
-from tracing import semconv
+from tracing.conventions import attributes as A
+from tracing.conventions import semconv
+from tracing.conventions.semconv import Concept, Generation, SpanCategory
 from tracing.read.spans import SpanRecord
 from tracing.read.tree import SpanNode, SpanTree
-from tracing.semconv import Concept, SpanCategory
 
 SpanKind = strawberry.enum(
     semconv.SpanCategory,
     name="SpanKind",
     description="What a span is in an agent run (from tracing.semconv.classify).",
 )
-AttributeNaming = strawberry.enum(
-    semconv.NamingGeneration,
+
+
+@strawberry.enum(
     name="AttributeNaming",
     description=(
         "How span attribute keys are presented: RAW as stored, GENAI renamed to current "
         "OpenTelemetry GenAI keys, LEGACY renamed to this product's legacy keys."
     ),
 )
+class AttributeNaming(StrEnum):
+    RAW = "raw"
+    GENAI = "genai"
+    LEGACY = "legacy"
+
+    @property
+    def generation(self) -> Generation | None:
+        """The naming generation keys are renamed into; None: as stored."""
+        return _GENERATION_OF[self]
+
+
+_GENERATION_OF = {
+    AttributeNaming.RAW: None,
+    AttributeNaming.GENAI: Generation.CURRENT,
+    AttributeNaming.LEGACY: Generation.LEGACY,
+}
+
 SpanStatus = strawberry.enum(
     StatusCode, name="SpanStatus", description="OpenTelemetry span status code."
 )
@@ -228,9 +247,9 @@ class SpanType:
     )
     def attributes(
         self,
-        naming: AttributeNaming = semconv.NamingGeneration.RAW,  # type: ignore[valid-type]
+        naming: AttributeNaming = AttributeNaming.RAW,
     ) -> JSON:
-        return semconv.translate(self.record.attributes, naming)  # type: ignore[return-value]
+        return semconv.translate(self.record.attributes, naming.generation)  # type: ignore[return-value]
 
     @strawberry.field(
         description=(

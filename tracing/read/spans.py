@@ -1,6 +1,7 @@
 """Span queries: the one record of a stored span and the ways the API reads spans.
 
-``SpanRecord`` follows the exporter's span column list field for field (checked at import),
+``SpanRecord`` follows the one span column list (``tracing.models.SPAN_COLUMNS``) field
+for field (checked at import),
 and ``span_records`` reads it the cheap way. Every function here runs a fixed number of
 queries whatever the number of traces or spans asked for.
 """
@@ -18,15 +19,14 @@ from django.db.models import Exists, F, OuterRef, Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
-from tracing import attributes as A
-from tracing import semconv
-from tracing.exporter import SPAN_COLUMNS
-from tracing.models import OTelSpan
-from tracing.semconv import SpanCategory
+from tracing.conventions import attributes as A
+from tracing.conventions import semconv
+from tracing.conventions.semconv import SpanCategory
+from tracing.models import SPAN_COLUMNS, OTelSpan
 
 
 class SpanRecord(NamedTuple):
-    """One stored span: the exporter's span columns, in order."""
+    """One stored span: ``tracing.models.SPAN_COLUMNS``, in order."""
 
     trace_id: uuid.UUID
     span_id: str
@@ -43,7 +43,7 @@ class SpanRecord(NamedTuple):
     scope: str
 
 
-assert SpanRecord._fields == SPAN_COLUMNS, "SpanRecord must follow the exporter's span columns"
+assert SpanRecord._fields == SPAN_COLUMNS, "SpanRecord must follow SPAN_COLUMNS"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _TIME_COLUMNS = ("started_at", "ended_at")

@@ -14,10 +14,7 @@ from django.contrib.postgres.fields import ArrayField
 from django.db import connection
 from django.db.models import Aggregate, Count, FloatField, Q, QuerySet, Sum
 
-from tracing.models import OTelTrace
-
-# The agent-run statuses the exporter writes (tracing.semconv.agent_status).
-STATUS_ERROR = "error"
+from tracing.models import AgentStatus, OTelTrace
 
 
 class PercentilesCont(Aggregate):
@@ -37,7 +34,7 @@ PERCENTILES = (0.5, 0.95, 0.99)
 
 
 def _error_count() -> Count:
-    return Count("id", filter=Q(status=STATUS_ERROR))
+    return Count("id", filter=Q(status=AgentStatus.ERROR))
 
 
 def trace_summary(traces: QuerySet[OTelTrace]) -> dict[str, Any]:
@@ -123,7 +120,7 @@ def breakdown_by_tool(traces: QuerySet[OTelTrace]) -> list[dict[str, Any]]:
         GROUP BY u.tool ORDER BY count(*) DESC, u.tool
     """
     with connection.cursor() as cursor:
-        cursor.execute(sql, (STATUS_ERROR, *params))
+        cursor.execute(sql, (AgentStatus.ERROR.value, *params))
         rows = cursor.fetchall()
     return [
         _breakdown(
@@ -188,7 +185,15 @@ def time_series(
     """
     unit = bucket.value
     with connection.cursor() as cursor:
-        params_all: list[Any] = [unit, STATUS_ERROR, *params, unit, start, end, bucket.width]
+        params_all: list[Any] = [
+            unit,
+            AgentStatus.ERROR.value,
+            *params,
+            unit,
+            start,
+            end,
+            bucket.width,
+        ]
         cursor.execute(sql, params_all)
         rows = cursor.fetchall()
     return [

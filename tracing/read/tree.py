@@ -11,9 +11,9 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
-from tracing import semconv
+from tracing.conventions import semconv
+from tracing.conventions.semconv import SpanCategory
 from tracing.read.spans import SpanRecord
-from tracing.semconv import SpanCategory
 
 
 @dataclass(slots=True, eq=False)

@@ -41,9 +41,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from campus_core.chat.agent_core import route_folders
 from campus_core.chat.knowledge import FOLDERS
-from tracing import attributes as A
-from tracing.exporter import SPAN_COLUMNS as exporter_span_columns
-from tracing.exporter import conninfo_for
+from tracing.conventions import attributes as A
+from tracing.export import conninfo_for
+from tracing.models import SPAN_COLUMNS as exporter_span_columns
 
 # --- the synthetic world ---------------------------------------------------------------------
 
@@ -133,7 +133,6 @@ TRACE_COLUMNS = (
     "tool_call_count",
     "tools_used",
     "span_count",
-    "has_root",
     "root_span_id",
     "updated_at",
 )
@@ -601,7 +600,7 @@ def build_trace(rng: random.Random, shape: TraceShape, chunk: Chunk) -> None:
         f"{trace_id}\t{conversation}\t{user_msg}\t{ai_msg}\t{agent_name}\t"
         f"{_text(shape.question)}\t{status}\t{shape.model}\t{ts(t0)}\t{ts(w.last_us)}\t"
         f"{(t_end - t0) / 1000!r}\t{input_tokens}\t{output_tokens}\t{iterations_done}\t"
-        f"{tool_calls}\t{tools}\t{w.count}\tt\t{root_id}\t{ts(w.last_us)}\n"
+        f"{tool_calls}\t{tools}\t{w.count}\t{root_id}\t{ts(w.last_us)}\n"
     )
     chunk.trace_count += 1
     chunk.span_count += w.count

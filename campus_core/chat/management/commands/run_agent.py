@@ -10,7 +10,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from campus_core.chat.chat_service import ChatService, ConversationNotFound
 from campus_core.chat.knowledge import seed_documents
-from tracing.tracer import force_flush
+from tracing.pipeline import force_flush, init_telemetry
 
 
 class Command(BaseCommand):
@@ -22,6 +22,7 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="print only the trace id")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        init_telemetry()
         question = options["question"].strip()
         if not question:
             raise CommandError("the question is empty")
