@@ -13,7 +13,7 @@ from django.db.models import Q, QuerySet
 from strawberry import Info
 
 from graphql_api.errors import BadArgument, given, parse_int_id
-from tracing.models import OTelTrace
+from tracing.models import AgentStatus, OTelTrace
 
 
 @strawberry_django.filter_type(
@@ -23,7 +23,7 @@ from tracing.models import OTelTrace
 )
 class TraceFilter:
     @strawberry_django.filter_field(
-        description="Any of these agent-run statuses (completed, error, max_iterations, running)."
+        description=f"Any of these agent-run statuses ({', '.join(sorted(AgentStatus.values))})."
     )
     def status(self, value: list[str], prefix: str) -> Q:
         return Q(**{f"{prefix}status__in": value})

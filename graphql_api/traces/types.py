@@ -22,7 +22,7 @@ from graphql_api.spans.schema import placed_span
 from graphql_api.spans.types import SpanColumnsType, SpanType
 from graphql_api.traces.filters import TraceFilter
 from graphql_api.traces.ordering import TraceOrder, ordered_traces
-from tracing.models import OTelTrace
+from tracing.models import AgentStatus, OTelTrace
 
 if TYPE_CHECKING:
     from graphql_api.conversations import ConversationType, MessageType
@@ -43,7 +43,11 @@ class TraceType:
     agent_name: str
     query: str = strawberry_django.field(description="The user's question.")
     status: str = strawberry_django.field(
-        description="completed | error | max_iterations, or running until the agent span arrives."
+        description=(
+            f"{AgentStatus.COMPLETED.value} | {AgentStatus.ERROR.value} | "
+            f"{AgentStatus.MAX_ITERATIONS.value}, or {AgentStatus.RUNNING.value} until the "
+            "agent span arrives."
+        )
     )
     model: str = strawberry_django.field(description="The model of the run ('' when none).")
     started_at: datetime | None
