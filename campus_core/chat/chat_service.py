@@ -17,8 +17,33 @@ from campus_core.observability.metrics import metrics
 logger = logging.getLogger(__name__)
 
 
+MAX_QUESTION_CHARS = 8000
+_MAX_ID = 2**63 - 1
+
+
 class ConversationNotFound(LookupError):
     pass
+
+
+class InvalidQuestion(ValueError):
+    """The question cannot be stored as a message; the text says why, for the caller."""
+
+
+def clean_question(value: object) -> str:
+    """The question a turn stores (stripped), or InvalidQuestion. Checked before anything
+    is written: PostgreSQL rejects NUL in text and UTF-8 cannot carry a lone surrogate, so
+    either would fail the INSERT mid-stream and leave an empty conversation behind."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidQuestion("'message' must be a non-empty string")
+    if len(value) > MAX_QUESTION_CHARS:
+        raise InvalidQuestion(f"'message' is longer than {MAX_QUESTION_CHARS} characters")
+    if "\x00" in value:
+        raise InvalidQuestion("'message' must not contain NUL characters")
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidQuestion("'message' must not contain lone surrogates") from None
+    return value.strip()
 
 
 class ChatService:
@@ -32,6 +57,9 @@ class ChatService:
         if conversation_id is None:
             owner = user if user is not None and user.is_authenticated else None
             return await Conversation.objects.acreate(user=owner)
+        if not 1 <= conversation_id <= _MAX_ID:
+            # Not an id any row can have (bigint primary key): no query, the same answer.
+            raise ConversationNotFound(f"conversation {conversation_id} does not exist")
         queryset = Conversation.objects.all()
         if user is not None and user.is_authenticated and not user.is_staff:
             queryset = queryset.filter(user=user)
