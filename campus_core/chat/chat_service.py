@@ -13,6 +13,7 @@ from campus_core.chat.agent_core import AgentCore
 from campus_core.chat.llm import LLMProvider
 from campus_core.chat.models import Conversation, Message
 from campus_core.observability.metrics import metrics
+from campus_core.text import unstorable_text
 
 logger = logging.getLogger(__name__)
 
@@ -31,18 +32,15 @@ class InvalidQuestion(ValueError):
 
 def clean_question(value: object) -> str:
     """The question a turn stores (stripped), or InvalidQuestion. Checked before anything
-    is written: PostgreSQL rejects NUL in text and UTF-8 cannot carry a lone surrogate, so
-    either would fail the INSERT mid-stream and leave an empty conversation behind."""
+    is written: text PostgreSQL cannot store would fail the INSERT mid-stream and leave an
+    empty conversation behind."""
     if not isinstance(value, str) or not value.strip():
         raise InvalidQuestion("'message' must be a non-empty string")
     if len(value) > MAX_QUESTION_CHARS:
         raise InvalidQuestion(f"'message' is longer than {MAX_QUESTION_CHARS} characters")
-    if "\x00" in value:
-        raise InvalidQuestion("'message' must not contain NUL characters")
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidQuestion("'message' must not contain lone surrogates") from None
+    problem = unstorable_text(value)
+    if problem is not None:
+        raise InvalidQuestion(f"'message' must not contain {problem}")
     return value.strip()
 
 
