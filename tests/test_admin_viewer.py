@@ -996,8 +996,13 @@ def test_graphiql_works_offline_and_runs_a_query(live_server_url: str, page: Any
     make_user("explorer", staff=True)
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    admin_login(page, base, "explorer", next_path="/graphql/")
+    with page.expect_response(lambda r: urlparse(r.url).path == "/graphql/") as served:
+        admin_login(page, base, "explorer", next_path="/graphql/")
     page.wait_for_selector(".graphiql-container .graphiql-query-editor")
+    # It runs under a Content-Security-Policy admitting only its own inline blocks (the
+    # page fixture fails the test on any violation the browser reports).
+    policy = served.value.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in policy and "'unsafe-inline'" not in policy
     assert not [url for url in requested if not url.startswith(base)], requested
     assert any(
         "/static/graphql_api/graphiql/graphiql@3.8.3/graphiql.min.js" in u for u in requested
