@@ -11,6 +11,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from campus_core.chat.chat_service import MAX_QUESTION_CHARS
@@ -120,6 +121,10 @@ BAD_INPUT: dict[str, tuple[dict[str, Any], str]] = {
     "nested_too_deep": (
         _json('{"message": "hi", "x": ' + "[" * 100_000 + "]" * 100_000 + "}"),
         "JSON",
+    ),
+    "body_over_upload_limit": (
+        {"json": {"message": "hi", "pad": "x" * settings.DATA_UPLOAD_MAX_MEMORY_SIZE}},
+        "larger than",
     ),
     "conversation_float": ({"json": {"message": "hi", "conversation_id": 1.9}}, "integer"),
     "conversation_true": ({"json": {"message": "hi", "conversation_id": True}}, "integer"),

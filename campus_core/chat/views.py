@@ -11,6 +11,8 @@ import re
 from collections.abc import AsyncIterator
 from typing import Any
 
+from django.conf import settings
+from django.core.exceptions import RequestDataTooBig
 from django.http import HttpRequest, JsonResponse, StreamingHttpResponse
 from django.http.response import HttpResponseBase
 from django.views.decorators.http import require_POST
@@ -37,10 +39,16 @@ def _bad_request(message: str, status: int = 400) -> JsonResponse:
 
 def _payload(request: HttpRequest) -> tuple[dict[str, Any], bool]:
     """The body as a dict, and whether it came as JSON (else a form)."""
-    if request.content_type != "application/json":
-        return request.POST.dict(), False
     try:
-        payload = json.loads(request.body or b"{}")
+        if request.content_type != "application/json":
+            return request.POST.dict(), False
+        body = request.body
+    except RequestDataTooBig:
+        # Django's own answer is an HTML page and an ERROR log line with a traceback. (A
+        # form body is parsed earlier, by CsrfViewMiddleware, and gets Django's answer.)
+        raise BadTurn(f"body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes") from None
+    try:
+        payload = json.loads(body or b"{}")
     except (ValueError, RecursionError):
         # ValueError covers bad UTF-8 too; RecursionError is a body nested too deep to parse.
         raise BadTurn("body is not valid JSON") from None
