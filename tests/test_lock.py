@@ -7,7 +7,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
 
-import check_lock  # noqa: E402
+import check_lock
 
 ROOT = Path(__file__).resolve().parent.parent
 
