@@ -8,7 +8,8 @@ multiplying by its spreads, so ``fragment L1 { ...L0 ...L0 } … fragment L30 { 
 ...L29 }`` costs thirty small steps to measure and is refused for its 2^30 selections.
 Only a document within ``MAX_SELECTIONS``, ``MAX_ALIASES`` and ``MAX_DEPTH`` reaches the
 specification's validation rules, which then run on a worker thread so that no document
-holds the event loop that serves the other requests. The wall-clock cap of an operation
+holds the event loop that serves the other requests, their one quadratic rule
+(OverlappingFieldsCanBeMerged) held to ``OVERLAP_BUDGET``. The wall-clock cap of an operation
 (``GRAPHQL_OPERATION_TIMEOUT_S``) is applied by the view, around the whole operation.
 
 Depth and alias counts keep the semantics of strawberry's ``QueryDepthLimiter`` and
@@ -25,6 +26,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 
 from graphql import (
+    ASTValidationRule,
     DocumentNode,
     FieldNode,
     FragmentDefinitionNode,
@@ -32,8 +34,11 @@ from graphql import (
     GraphQLError,
     InlineFragmentNode,
     OperationDefinitionNode,
+    OverlappingFieldsCanBeMergedRule,
     SelectionSetNode,
+    ValidationContext,
 )
+from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
@@ -46,6 +51,15 @@ MAX_QUERY_CHARS = 100_000
 # Selections once every fragment spread is replaced by its fragment: GraphiQL's
 # introspection query has ~300, the admin viewer's largest query ~40.
 MAX_SELECTIONS = 5000
+# Work units graphql-core's OverlappingFieldsCanBeMerged may spend comparing same-named
+# fields (its default, 500,000, is ~1 s of CPU for 180 copies of one nested field); the
+# admin viewer's queries and GraphiQL's introspection spend under 10.
+OVERLAP_BUDGET = 10_000
+
+MSG_ABORTED = (
+    "Validation aborted: the document is too costly to check (many fields of the same name "
+    "in one selection set, or too many errors); simplify it."
+)
 
 
 @dataclass
@@ -175,6 +189,28 @@ def limit_errors(document: DocumentNode) -> list[GraphQLError]:
     return errors
 
 
+class BudgetedOverlappingFields(OverlappingFieldsCanBeMergedRule):
+    """The specification's rule with ``OVERLAP_BUDGET`` for its pairwise comparisons."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.rule_context.remaining_complexity_budget = OVERLAP_BUDGET
+
+
+def _budgeted(rules: tuple[type[ASTValidationRule], ...]) -> tuple[type[ASTValidationRule], ...]:
+    return tuple(
+        BudgetedOverlappingFields if rule is OverlappingFieldsCanBeMergedRule else rule
+        for rule in rules
+    )
+
+
+def _explained(errors: list[GraphQLError]) -> list[GraphQLError]:
+    return [
+        GraphQLError(MSG_ABORTED) if isinstance(error, ValidationAbortedError) else error
+        for error in errors
+    ]
+
+
 class DocumentLimits(SchemaExtension):
     """Bounds parsing, checks ``limit_errors`` before any validation rule runs, then runs
     the specification's rules off the event loop."""
@@ -192,11 +228,13 @@ class DocumentLimits(SchemaExtension):
         if document is not None and context.pre_execution_errors is None:
             errors = limit_errors(document)
             if not errors:
-                errors = await asyncio.to_thread(
-                    validate_document,
-                    context.schema._schema,
-                    document,
-                    context.validation_rules,
+                errors = _explained(
+                    await asyncio.to_thread(
+                        validate_document,
+                        context.schema._schema,
+                        document,
+                        _budgeted(context.validation_rules),
+                    )
                 )
             # Set (even when empty), strawberry's own validation is skipped: it was done.
             context.pre_execution_errors = errors

@@ -122,6 +122,14 @@ def test_aliases_and_depth_count_through_fragments() -> None:
     assert "depth" not in str(execute(in_fragment(MAX_DEPTH - 2)).errors)
 
 
+def test_many_copies_of_one_nested_field_exhaust_the_overlap_budget() -> None:
+    # Within every size limit, but ~1 s of pairwise comparisons with graphql-core's budget.
+    copies = " ".join("traces { edges { node { id } } }" for _ in range(180))
+    assert "too costly to check" in _refused(f"{{ {copies} }}")
+    few = " ".join("traces { edges { node { id } } }" for _ in range(5))
+    assert execute(f"{{ {few} }}").errors is None
+
+
 def test_graphiql_introspection_fits_the_limits() -> None:
     result = execute(get_introspection_query(descriptions=True))
     assert result.errors is None, result.errors
