@@ -9,8 +9,8 @@ multiplying by its spreads, so ``fragment L1 { ...L0 ...L0 } … fragment L30 { 
 Only a document within ``MAX_SELECTIONS``, ``MAX_ALIASES`` and ``MAX_DEPTH`` reaches the
 specification's validation rules, which then run on a worker thread so that no document
 holds the event loop that serves the other requests, their one quadratic rule
-(OverlappingFieldsCanBeMerged) held to ``OVERLAP_BUDGET``. The wall-clock cap of an operation
-(``GRAPHQL_OPERATION_TIMEOUT_S``) is applied by the view, around the whole operation.
+(OverlappingFieldsCanBeMerged) held to ``OVERLAP_BUDGET``. Execution is bounded by
+``graphql_api.execution`` (wall clock, result size, turns of the event loop).
 
 Depth and alias counts keep the semantics of strawberry's ``QueryDepthLimiter`` and
 ``MaxAliasesLimiter``, which this replaces because they re-walk every fragment at every

@@ -18,6 +18,7 @@ from strawberry.types import ExecutionContext
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api import conversations, spans, stats, traces
+from graphql_api.execution import YieldingExecutor
 from graphql_api.limits import DocumentLimits
 
 logger = logging.getLogger(__name__)
@@ -64,6 +65,7 @@ schema = Schema(
     config=StrawberryConfig(
         relay_max_results=traces.MAX_PAGE_SIZE, scalar_map={stats.BigInt: stats.BIG_INT}
     ),
+    execution_context_class=YieldingExecutor,
     extensions=[
         # Joins and prefetches, yes; column pruning (only()), no: keyset cursors read the
         # ordering columns from each row, and pruned columns would be fetched one row at a

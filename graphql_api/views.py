@@ -3,7 +3,8 @@
 GraphiQL is served to staff who open the URL in a browser; anonymous browsers are sent to
 the admin login first. Queries run over POST; over GET only for API tokens, since a
 cross-site link carries the session cookie but can never carry an Authorization header.
-Every operation runs under a wall-clock cap (``GRAPHQL_OPERATION_TIMEOUT_S``), and every
+Every operation runs under a wall-clock cap (``GRAPHQL_OPERATION_TIMEOUT_S``) and a result
+size cap (``graphql_api.execution``), and every
 refusal of the request itself (bad JSON, wrong content type, GET with a session) is a
 JSON error with a 4xx status.
 """
@@ -34,6 +35,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from graphql_api.context import Context, build_context
+from graphql_api.execution import ResultTooLarge, bounded
 from graphql_api.permissions import authenticate, json_error, uses_token
 
 logger = logging.getLogger(__name__)
@@ -132,14 +134,17 @@ class GraphQLView(AsyncGraphQLView[Context, None]):
         # the middleware that runs there would hold the response until it finished.
         db = await sync_to_async(_request_connection)()
         try:
-            async with asyncio.timeout(seconds):
-                return await super().execute_operation(
+            return await bounded(
+                super().execute_operation(
                     request, request_adapter, request_data, context, root_value, sub_response
-                )
-        except TimeoutError:
-            logger.warning("GraphQL operation cancelled after %g s", seconds)
+                ),
+                seconds,
+            )
+        except (TimeoutError, ResultTooLarge) as stopped:
+            message = str(stopped) or timeout_message(seconds)
+            logger.warning("GraphQL operation stopped: %s", message)
             await _cancel_statement(db)
-            return ExecutionResult(data=None, errors=[GraphQLError(timeout_message(seconds))])
+            return ExecutionResult(data=None, errors=[GraphQLError(message)])
 
     def encode_json(self, data: object) -> str | bytes:
         # A 1,000-span trace is half a megabyte of JSON: orjson writes it ~10x faster.

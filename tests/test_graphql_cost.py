@@ -1,7 +1,8 @@
 """A document's cost is bounded by its size, over real HTTP (httpx → uvicorn → the ASGI
 app): fragment fan-outs of any shape are refused at once while other requests are
 answered; an operation in flight holds no one else up; one past the wall-clock cap is
-cancelled, its database statement with it; the queries staff actually send still pass."""
+cancelled, its database statement with it, and one past the result-size cap is stopped;
+the queries staff actually send still pass."""
 
 from __future__ import annotations
 
@@ -15,6 +16,7 @@ import psycopg
 import pytest
 from graphql import get_introspection_query
 
+from graphql_api import execution
 from graphql_api.limits import MAX_DEPTH
 from tests.graphql_support import api_token, build_dataset, make_user
 from tracing.exporter import PostgresSpanExporter, conninfo_for
@@ -219,3 +221,17 @@ def test_the_queries_staff_send_still_pass(
     page = post({"query": shared})
     assert "errors" not in page.json(), page.text
     assert len(page.json()["data"]["traces"]["edges"]) == 6
+
+
+def test_a_result_past_the_size_cap_is_stopped_with_one_error(
+    post: Callable[..., httpx.Response], one_trace: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = {"query": "{ traces { edges { node { id spans { id children { id } } } } } }"}
+    whole = post(query)
+    assert "errors" not in whole.json(), whole.text
+
+    monkeypatch.setattr(execution, "MAX_RESULT_OBJECTS", 10)
+    stopped = post(query)
+
+    assert stopped.status_code == 200
+    assert stopped.json() == {"data": None, "errors": [{"message": execution.MSG_RESULT_TOO_LARGE}]}
