@@ -43,8 +43,7 @@ def test_a_result_completed_in_slices_is_the_result_completed_at_once(
     assert all(result.errors is None for result in at_once), [r.errors for r in at_once]
 
     # every object and list after the first now waits for its own turn of the loop
-    monkeypatch.setattr(execution, "EXECUTION_SLICE_S", 0.0)
-    monkeypatch.setattr(execution, "_CLOCK_EVERY", 1)
+    monkeypatch.setattr(execution, "SLICE_OBJECTS", 1)
     in_slices = [execute(query) for query in queries]
 
     assert [r.errors for r in in_slices] == [None, None]
