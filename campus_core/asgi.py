@@ -37,11 +37,14 @@ class StaticFiles(ASGIStaticFilesHandler):
             )
 
 
+from campus_core.observability.request_context import FreshContextPerRequest  # noqa: E402
 from campus_core.observability.sentry_setup import ensure_started  # noqa: E402
 
 # Normally already started by the tracing hook; this covers OTEL_SDK_DISABLED.
 ensure_started()
-application = OpenTelemetryMiddleware(StaticFiles(django_application))
+# Outermost: each request starts from an empty context, so no span, agent-run mark or log
+# binding of an earlier request on the same connection can become its parent.
+application = FreshContextPerRequest(OpenTelemetryMiddleware(StaticFiles(django_application)))
 
 # Everything imported so far lives as long as the process: moving it out of the collector's
 # generations keeps full collections short (they showed as p95 spikes of ~55 ms per request).

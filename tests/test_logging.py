@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -29,20 +29,6 @@ from tracing.models import OTelTrace
 
 CHAT_URL = "/get_chatbot_response/"
 HEX32 = re.compile(r"[0-9a-f]{32}")
-
-
-@pytest.fixture
-def logged_in(transactional_db: None, live_server_url: str) -> Iterator[tuple[httpx.Client, Any]]:
-    """An httpx client with a real session cookie and CSRF token for the live server."""
-    user = get_user_model().objects.create_user("ada", password="correct horse battery")
-    django_client = Client()
-    django_client.force_login(user)
-    with httpx.Client(base_url=live_server_url, timeout=30) as client:
-        client.cookies.set("sessionid", django_client.cookies["sessionid"].value)
-        # The admin login page sets the csrftoken cookie the chat POST must echo back.
-        assert client.get("/admin/login/").status_code == 200
-        client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
-        yield client, user
 
 
 def test_log_lines_inside_the_streaming_agent_carry_the_persisted_trace_id(
