@@ -4,9 +4,8 @@ GraphiQL is served to staff who open the URL in a browser; anonymous browsers ar
 the admin login first. Queries run over POST; over GET only for API tokens, since a
 cross-site link carries the session cookie but can never carry an Authorization header.
 Every operation runs under a wall-clock cap (``GRAPHQL_OPERATION_TIMEOUT_S``) and a result
-size cap (``graphql_api.execution``), and every
-refusal of the request itself (bad JSON, wrong content type, GET with a session) is a
-JSON error with a 4xx status.
+size cap (``graphql_api.execution``); every refusal of the request itself (bad JSON, wrong
+content type, GET with a session) is a JSON error with a 4xx status.
 """
 
 from __future__ import annotations
@@ -73,7 +72,7 @@ async def _cancel_statement(db: BaseDatabaseWrapper) -> None:
     try:
         await asyncio.to_thread(raw.cancel_safe)
     except psycopg.Error:
-        logger.warning("Could not cancel the statement of a timed-out GraphQL operation")
+        logger.warning("Could not cancel the statement of a stopped GraphQL operation")
 
 
 # CSRF is checked by ``authenticate`` for session callers only (token callers are exempt).
