@@ -135,6 +135,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Wall-clock cap of one GraphQL operation (validation and execution); past it the
+# operation is cancelled and answered with an error (graphql_api/README.md, "Limits").
+GRAPHQL_OPERATION_TIMEOUT_S = float(os.environ.get("GRAPHQL_OPERATION_TIMEOUT_S", "5"))
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".local" / "static"
 LOGIN_URL = "/admin/login/"
