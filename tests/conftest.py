@@ -3,6 +3,8 @@ LLM on loopback, and a live uvicorn server for HTTP tests."""
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import threading
 import time
@@ -13,14 +15,19 @@ import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from campus_core.chat.llm.offline import OfflineLLMServer, Policy, campus_policy
 from campus_core.chat.llm.openai_compat import OpenAICompatibleProvider
+from campus_core.observability.logging_filters import RequestIdFilter, json_formatter
+from campus_core.observability.metrics import metrics
+from tests.pg_proxy import PostgresProxy
 from tracing import pipeline
-from tracing.export import PostgresSpanExporter
+from tracing.export import PostgresSpanExporter, conninfo_for
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -40,8 +47,6 @@ def _close_connections_before_dropping_the_test_db(
     pipeline.shutdown_telemetry()
     import psycopg
     from django.db import connections
-
-    from tracing.export import conninfo_for
 
     connections.close_all()
     with django_db_blocker.unblock(), psycopg.connect(conninfo_for(), autocommit=True) as conn:
@@ -87,6 +92,18 @@ def instrumented() -> bool:
 
 
 @pytest.fixture
+def reader() -> Iterator[InMemoryMetricReader]:
+    """Every metric of the test, in memory (the process's metrics service points at it)."""
+    memory = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[memory])
+    previous = metrics.meter_provider
+    metrics.use_meter_provider(provider)
+    yield memory
+    metrics.use_meter_provider(previous)
+    provider.shutdown()
+
+
+@pytest.fixture
 def flush() -> Callable[[], None]:
     def _flush() -> None:
         assert pipeline.force_flush(), "spans did not reach PostgreSQL"
@@ -109,6 +126,14 @@ def offline_llm() -> Iterator[Callable[..., OpenAICompatibleProvider]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def proxy(transactional_db: None) -> Iterator[PostgresProxy]:
+    """A TCP proxy in front of the test database that can be taken down and up again."""
+    proxy = PostgresProxy(conninfo_for())
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture
@@ -148,6 +173,34 @@ def live_server_url(django_db_setup: Any, django_db_blocker: Any) -> Iterator[st
     server.should_exit = True
     thread.join(timeout=10)
     django_db_blocker.restore()
+
+
+class JsonLines(logging.Handler):
+    """The production formatter and filter, writing to a list instead of stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.addFilter(RequestIdFilter())
+        self.setFormatter(json_formatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+    def messages(self, logger: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line["logger"] == logger]
+
+
+@pytest.fixture
+def json_lines() -> Iterator[JsonLines]:
+    handler = JsonLines()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
 
 
 @pytest.fixture
