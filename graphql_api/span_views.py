@@ -6,7 +6,7 @@ from a trace's whole tree know their depth, offset, self time, parent and childr
 once; a span fetched on its own (a list's ``rootSpan``, ``span(traceId, spanId)``) loads
 its trace's tree only if one of those fields is asked for, through the request's loader.
 
-Classification and attribute resolution come from ``tracing.semconv``.
+Classification and attribute resolution come from ``tracing.conventions.semconv``.
 """
 
 from __future__ import annotations
@@ -18,10 +18,11 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from tracing import attributes as A
-from tracing import selectors, semconv
+from tracing import selectors
+from tracing.conventions import attributes as A
+from tracing.conventions import semconv
+from tracing.conventions.semconv import Concept, SpanCategory
 from tracing.selectors import SpanRecord
-from tracing.semconv import Concept, SpanCategory
 
 
 class SpanStatusCode(enum.Enum):

@@ -4,12 +4,13 @@ Spans are read through the per-request loader: one query serves every span of ev
 a request touches; depth, offset, self time, parent and children come from that trace's
 tree, computed in Python (``tracing.selectors.SpanTree``, ``graphql_api.span_views``).
 Classification and attribute names across the three naming generations come from
-``tracing.semconv`` only.
+``tracing.conventions.semconv`` only.
 """
 
 from __future__ import annotations
 
 from datetime import datetime
+from enum import StrEnum
 
 import strawberry
 from asgiref.sync import sync_to_async
@@ -19,7 +20,8 @@ from strawberry.scalars import JSON
 from graphql_api.context import loaders
 from graphql_api.permissions import staff_only
 from graphql_api.span_views import SpanStatusCode, SpanView, TraceLoader, TraceSpans, lone_view
-from tracing import selectors, semconv
+from tracing import selectors
+from tracing.conventions import semconv
 from tracing.models import OTelSpan
 
 SpanKind = strawberry.enum(
@@ -27,8 +29,28 @@ SpanKind = strawberry.enum(
     name="SpanKind",
     description="What a span is in an agent run (from tracing.semconv.classify).",
 )
+
+
+class AttributeNamingValue(StrEnum):
+    """How attribute keys are presented: as stored, or renamed into one ``Generation``."""
+
+    RAW = "raw"
+    GENAI = "genai"
+    LEGACY = "legacy"
+
+    @property
+    def generation(self) -> semconv.Generation | None:
+        return _NAMING_GENERATION[self]
+
+
+_NAMING_GENERATION = {
+    AttributeNamingValue.RAW: None,
+    AttributeNamingValue.GENAI: semconv.Generation.CURRENT,
+    AttributeNamingValue.LEGACY: semconv.Generation.LEGACY,
+}
+
 AttributeNaming = strawberry.enum(
-    semconv.NamingGeneration,
+    AttributeNamingValue,
     name="AttributeNaming",
     description=(
         "How span attribute keys are presented: RAW as stored, GENAI renamed to current "
@@ -126,9 +148,9 @@ class SpanType:
     def attributes(
         self,
         root: Parent[SpanView],
-        naming: AttributeNaming = semconv.NamingGeneration.RAW,  # type: ignore[valid-type]
+        naming: AttributeNaming = AttributeNamingValue.RAW,  # type: ignore[valid-type]
     ) -> JSON:
-        return semconv.translate(root.span.attributes, naming)  # type: ignore[return-value]
+        return semconv.translate(root.span.attributes, naming.generation)  # type: ignore[return-value,attr-defined]
 
     @strawberry.field(
         description=(

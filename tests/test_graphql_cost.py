@@ -19,7 +19,7 @@ from graphql import get_introspection_query
 from graphql_api import execution
 from graphql_api.limits import MAX_DEPTH
 from tests.graphql_support import api_token, build_dataset, make_user
-from tracing.exporter import PostgresSpanExporter, conninfo_for
+from tracing.export import PostgresSpanExporter, conninfo_for
 from tracing.models import OTelTrace
 
 pytestmark = pytest.mark.django_db(transaction=True)

@@ -4,7 +4,7 @@ Everything here reads; nothing writes. Each function runs a fixed number of SQL 
 whatever the number of traces or spans involved: span trees are assembled in Python from
 one query, statistics are aggregated by PostgreSQL.
 
-What a span *is* (agent, llm, tool, ...) is decided by ``tracing.semconv`` only.
+What a span *is* (agent, llm, tool, ...) is decided by ``tracing.conventions.semconv`` only.
 """
 
 from __future__ import annotations
@@ -35,12 +35,12 @@ from django.db.models import (
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
-from tracing import attributes as A
-from tracing import exporter, semconv
-from tracing.models import OTelSpan, OTelTrace
-from tracing.semconv import SpanCategory
+from tracing.conventions import attributes as A
+from tracing.conventions import semconv
+from tracing.conventions.semconv import SpanCategory
+from tracing.models import SPAN_COLUMNS, OTelSpan, OTelTrace
 
-# The agent-run statuses the exporter writes (tracing.semconv.agent_status).
+# The agent-run statuses the exporter writes (tracing.conventions.semconv.agent_status).
 STATUS_ERROR = "error"
 
 
@@ -93,10 +93,6 @@ class SpanRecord(Protocol):
     def events(self) -> Any: ...
     @property
     def scope(self) -> str: ...
-
-
-# The stored span columns, as the exporter writes them.
-SPAN_COLUMNS = exporter.SPAN_COLUMNS
 
 
 class StoredSpan(NamedTuple):
