@@ -19,7 +19,9 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from graphql_api import conversations, spans, stats, traces
+from graphql_api import conversations, pagination, stats
+from graphql_api.spans import schema as spans
+from graphql_api.traces import schema as traces
 
 # Deep enough for trace → spans → children → children → genAi, and for introspection.
 MAX_DEPTH = 12
@@ -44,7 +46,7 @@ Query = merge_types("Query", (traces.Query, spans.Query, conversations.Query, st
 schema = strawberry.Schema(
     query=Query,
     config=StrawberryConfig(
-        relay_max_results=traces.MAX_PAGE_SIZE, scalar_map={stats.BigInt: stats.BIG_INT}
+        relay_max_results=pagination.MAX_PAGE_SIZE, scalar_map={stats.BigInt: stats.BIG_INT}
     ),
     extensions=[
         # Joins and prefetches, yes; column pruning (only()), no: keyset cursors read the

@@ -11,8 +11,8 @@ from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 from graphql import GraphQLError, get_introspection_query
 
+from graphql_api.errors import BadArgument
 from graphql_api.schema import MAX_ALIASES, MAX_DEPTH, MAX_TOKENS, is_internal
-from graphql_api.traces import BadArgument
 from tests.graphql_support import execute, unsaved_user
 
 pytestmark = pytest.mark.django_db
