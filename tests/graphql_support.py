@@ -29,6 +29,7 @@ from graphql_api.schema import schema
 from tracing.conventions import attributes as A
 from tracing.export import PostgresSpanExporter
 from tracing.models import OTelTrace
+from tracing.pipeline import service_resource
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -41,7 +42,7 @@ class SpanWriter:
     """Emits real SDK spans with chosen timestamps into the real exporter."""
 
     def __init__(self, exporter: PostgresSpanExporter) -> None:
-        self.provider = TracerProvider()
+        self.provider = TracerProvider(resource=service_resource())
         self.provider.add_span_processor(SimpleSpanProcessor(exporter))
         self.tracer = self.provider.get_tracer("tests.graphql")
         self.exporter = exporter

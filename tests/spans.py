@@ -13,11 +13,12 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
 from tracing.conventions import attributes as A
+from tracing.pipeline import service_resource
 from tracing.pipeline.tagger import AgentRunTaggerProcessor, enter_agent_run, exit_agent_run
 
 
 def recording_provider() -> tuple[TracerProvider, InMemorySpanExporter]:
-    provider = TracerProvider()
+    provider = TracerProvider(resource=service_resource())
     memory = InMemorySpanExporter()
     provider.add_span_processor(AgentRunTaggerProcessor())
     provider.add_span_processor(SimpleSpanProcessor(memory))

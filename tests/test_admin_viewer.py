@@ -36,6 +36,7 @@ from tests.agent_helpers import run_turn
 from tracing.conventions import attributes as A
 from tracing.export import PostgresSpanExporter
 from tracing.models import OTelSpan, OTelTrace
+from tracing.pipeline import service_resource
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -160,7 +161,7 @@ class SpanWriter:
     """Real SDK spans with chosen timestamps, exported by the real PostgresSpanExporter."""
 
     def __init__(self, exporter: PostgresSpanExporter) -> None:
-        self.provider = TracerProvider()
+        self.provider = TracerProvider(resource=service_resource())
         self.provider.add_span_processor(
             BatchSpanProcessor(
                 exporter,

@@ -26,6 +26,7 @@ from tracing.conventions.semconv import Concept, SpanCategory
 from tracing.export import PostgresSpanExporter
 from tracing.management.commands import seed_traces
 from tracing.models import SUMMARY_COLUMNS, OTelSpan, OTelTrace
+from tracing.pipeline import service_resource
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -77,6 +78,7 @@ def _as_readable(span: OTelSpan, trace_id: int) -> ReadableSpan:
         start_time=_ns(span.started_at),
         end_time=_ns(span.ended_at),
         instrumentation_scope=InstrumentationScope(span.scope),
+        resource=service_resource(),
     )
 
 
@@ -190,7 +192,9 @@ def test_sequences_move_past_seeded_ids() -> None:
 
 
 _DAY_US = 86_400 * 1_000_000
-_TRACE_TIME_COLUMNS = (8, 9, 18)  # started_at, ended_at, last_span_at of a trace line
+_TRACE_TIME_COLUMNS = tuple(  # started_at, ended_at, last_span_at (updated_at) of a trace line
+    seed_traces.TRACE_COLUMNS.index(c) for c in ("started_at", "ended_at", "updated_at")
+)
 _SPAN_TIME_COLUMNS = (5, 6)  # started_at, ended_at of a span line
 _EVENT_TIME = re.compile(r'"timestamp":"[^"]*"')
 

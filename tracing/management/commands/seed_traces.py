@@ -37,6 +37,7 @@ from functools import cache, lru_cache
 from typing import Any
 
 import psycopg
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from campus_core.chat.knowledge import FOLDERS, route_folders
@@ -133,6 +134,8 @@ TRACE_COLUMNS = (
     "tools_used",
     "span_count",
     "root_span_id",
+    "service_name",
+    "session_id",
     "updated_at",
 )
 # The exporter's columns, so seeded rows are exactly what it would write.
@@ -299,7 +302,8 @@ class SpanWriter:
         self.chunk.spans.append(
             f"{self.trace_id}\t{span_id}\t{parent}\t{_text(name)}\t{kind}\t{ts(start_us)}\t"
             f"{ts(end_us)}\t{(end_us - start_us) / 1000!r}\t{status_code}\t"
-            f"{_text(status_message)}\t{_json(attributes)}\t{events}\t{scope}\n"
+            f"{_text(status_message)}\t{_json(attributes)}\t{events}\t{scope}\t"
+            f"{_text(settings.OTEL_SERVICE_NAME)}\t\\N\n"
         )
         self.count += 1
         if self.first_us is None or start_us < self.first_us:
@@ -586,8 +590,9 @@ def build_trace(rng: random.Random, shape: TraceShape, chunk: Chunk) -> None:
 
     # The summary row, computed the way the exporter's UPDATE does.
     conversation = user_msg = ai_msg = r"\N"
+    session = ""
     if turn is not None:
-        conversation = str(turn.conversation_id)
+        conversation = session = str(turn.conversation_id)
         if not legacy:
             user_msg = str(turn.user_message_id)
             if answered:
@@ -599,7 +604,8 @@ def build_trace(rng: random.Random, shape: TraceShape, chunk: Chunk) -> None:
         f"{trace_id}\t{conversation}\t{user_msg}\t{ai_msg}\t{agent_name}\t"
         f"{_text(shape.question)}\t{status}\t{shape.model}\t{ts(t0)}\t{ts(w.last_us)}\t"
         f"{(t_end - t0) / 1000!r}\t{input_tokens}\t{output_tokens}\t{iterations_done}\t"
-        f"{tool_calls}\t{tools}\t{w.count}\t{root_id}\t{ts(w.last_us)}\n"
+        f"{tool_calls}\t{tools}\t{w.count}\t{root_id}\t"
+        f"{_text(settings.OTEL_SERVICE_NAME)}\t{session}\t{ts(w.last_us)}\n"
     )
     chunk.trace_count += 1
     chunk.span_count += w.count
