@@ -19,6 +19,7 @@ from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
 from django.test import RequestFactory
 from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -41,8 +42,9 @@ def ns(at: datetime) -> int:
 class SpanWriter:
     """Emits real SDK spans with chosen timestamps into the real exporter."""
 
-    def __init__(self, exporter: PostgresSpanExporter) -> None:
-        self.provider = TracerProvider(resource=service_resource())
+    def __init__(self, exporter: PostgresSpanExporter, resource: Resource | None = None) -> None:
+        # This process's resource unless told otherwise (another service's spans).
+        self.provider = TracerProvider(resource=resource or service_resource())
         self.provider.add_span_processor(SimpleSpanProcessor(exporter))
         self.tracer = self.provider.get_tracer("tests.graphql")
         self.exporter = exporter
