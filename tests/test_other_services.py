@@ -324,6 +324,7 @@ def test_each_span_keeps_its_service_and_resource_stored_once(data: dict[str, An
     assert {s.service_name for s in spans} == {PHOENIX_SERVICE}
     # Every span of the service points at one resource row, with all its attributes.
     [resource_id] = {s.resource_id for s in spans}
+    assert resource_id is not None
     resource = OTelResource.objects.get(id=resource_id)
     assert resource.service_name == PHOENIX_SERVICE
     assert resource.attributes[A.SERVICE_NAME] == PHOENIX_SERVICE

@@ -110,6 +110,7 @@ def test_agent_run_is_persisted_as_one_complete_trace(
     assert trace.service_name == settings.OTEL_SERVICE_NAME
     assert {s.service_name for s in spans.values()} == {settings.OTEL_SERVICE_NAME}
     [resource_id] = {s.resource_id for s in spans.values()}
+    assert resource_id is not None
     resource = OTelResource.objects.get(id=resource_id)
     assert resource.attributes["service.name"] == settings.OTEL_SERVICE_NAME
 

@@ -21,9 +21,12 @@ from tracing.models import OTelTrace
 class TraceListField(StrawberryDjangoField):
     """The ``traces`` field: strawberry-django's, plus the list's default (agent runs)."""
 
-    def get_queryset(self, queryset: QuerySet[Any], info: Info, **kwargs: Any) -> QuerySet[Any]:
+    # Its bases each name their own keyword arguments; all of them pass through **kwargs.
+    def get_queryset(  # type: ignore[override]
+        self, queryset: QuerySet[Any], info: Info, **kwargs: Any
+    ) -> QuerySet[Any]:
         queryset = agent_runs_by_default(queryset, kwargs.get("filters"))
-        return super().get_queryset(queryset, info, **kwargs)  # type: ignore[no-any-return]
+        return super().get_queryset(queryset, info, **kwargs)
 
 
 @strawberry.type
