@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 from django import db
 from django.conf import settings
@@ -27,6 +28,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Permission
 from django.test import Client
 from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -89,6 +91,15 @@ def page(browser: Any) -> Iterator[Any]:
     # A page error is a bug in the viewer's modules: collect them, fail the test on any.
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Chromium reports what a Content-Security-Policy blocked as a console error.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
 
     def on_dialog(dialog: Any) -> None:
         errors.append(f"dialog opened: {dialog.message}")
@@ -160,8 +171,8 @@ def _ns(at: datetime) -> int:
 class SpanWriter:
     """Real SDK spans with chosen timestamps, exported by the real PostgresSpanExporter."""
 
-    def __init__(self, exporter: PostgresSpanExporter) -> None:
-        self.provider = TracerProvider(resource=service_resource())
+    def __init__(self, exporter: PostgresSpanExporter, resource: Resource | None = None) -> None:
+        self.provider = TracerProvider(resource=resource or service_resource())
         self.provider.add_span_processor(
             BatchSpanProcessor(
                 exporter,
@@ -439,6 +450,41 @@ def test_the_admin_app_list_entry_leads_to_the_viewer(
     assert page.inner_text(".trace-summary [data-field=toolsUsed]") == "search_knowledge"
 
 
+def test_viewer_pages_carry_a_content_security_policy_that_blocks_inline_script(
+    live_server_url: str, browser: Any, agent_runs: AgentRuns
+) -> None:
+    base = live_server_url
+    make_user("policy", staff=True)
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    try:
+        admin_login(page, base, "policy")
+        # Both viewer pages send the policy, and work under it (no violation reported).
+        for path in ("/admin/agent-traces/", f"/admin/agent-traces/{agent_runs.calculate.id.hex}/"):
+            response = page.goto(base + path)
+            assert response is not None
+            policy = response.headers["content-security-policy"]
+            assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+            page.wait_for_selector("[data-viewer][data-ready=true]")
+        assert not [e for e in console_errors if "Content Security Policy" in e]
+
+        # An inline script (what an escaping bug would let in) does not run; the browser
+        # reports it, which is what the page fixture fails every other test on.
+        page.evaluate(
+            """() => { const s = document.createElement('script');
+                       s.textContent = 'window.injected = true'; document.body.append(s); }"""
+        )
+        assert page.evaluate("window.injected === undefined")
+        assert any("Content Security Policy" in e for e in console_errors)
+    finally:
+        context.close()
+    # Pages outside the viewer are left alone (the admin login, the chat API).
+    assert "content-security-policy" not in httpx.get(f"{base}/admin/login/").headers
+
+
 # --- the main flow -------------------------------------------------------------------------
 
 
@@ -480,8 +526,9 @@ def test_staff_filters_opens_a_trace_reads_a_chat_span_and_crosses_to_the_conver
     cells = row.locator("td").all_inner_texts()
     assert cells[1] == "What is 12 * 7?"
     assert cells[2] == "completed" and cells[3] == "test-model"
-    assert cells[5] == f"{calc.total_input_tokens:,} / {calc.total_output_tokens:,}"
-    assert cells[6] == str(calc.iteration_count) and cells[7] == "calculate"
+    assert cells[4] == settings.OTEL_SERVICE_NAME
+    assert cells[6] == f"{calc.total_input_tokens:,} / {calc.total_output_tokens:,}"
+    assert cells[7] == str(calc.iteration_count) and cells[8] == "calculate"
 
     # The filtered view survives a reload (it lives in the URL).
     page.reload()
@@ -707,6 +754,63 @@ def test_filters_sorting_and_pages_live_in_the_url(
     page.go_back()
     assert shown() == [gamma, beta]
     assert "before=" in page.url
+
+
+def test_the_list_shows_and_filters_the_service_and_leaves_out_non_agent_traces(
+    live_server_url: str, page: Any, db_exporter: PostgresSpanExporter
+) -> None:
+    base = live_server_url
+    ours = SpanWriter(db_exporter)
+    phoenix = SpanWriter(db_exporter, Resource.create({SERVICE_NAME: "phoenix-worker"}))
+    edge = SpanWriter(db_exporter, Resource.create({SERVICE_NAME: "edge-proxy"}))
+    day = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    local = write_simple_run(
+        ours, question="local run", start=day, duration_ms=500, model="model-a", tool=None
+    )
+    remote = write_simple_run(
+        phoenix,
+        question="remote run",
+        start=day + timedelta(hours=1),
+        duration_ms=500,
+        model="model-a",
+        tool=None,
+    )
+    health = edge.span(
+        "GET /health",
+        day + timedelta(hours=2),
+        20,
+        kind=SpanKind.SERVER,
+        attributes={A.HTTP_REQUEST_METHOD: "GET"},
+    )
+    for writer in (ours, phoenix, edge):
+        writer.flush()
+    make_user("staffer", staff=True)
+    admin_login(page, base, "staffer", next_path="/admin/agent-traces/")
+    wait_list(page)
+
+    def shown() -> dict[str, str]:
+        wait_list(page)
+        return {
+            str(r.get_attribute("data-trace-id")): r.locator("td.trace-service").inner_text()
+            for r in list_rows(page).all()
+        }
+
+    # Agent runs only, each with its service; the HTTP-only trace is not a run.
+    assert shown() == {local: settings.OTEL_SERVICE_NAME, remote: "phoenix-worker"}
+    options = page.locator(".trace-filters [name=serviceName] option").all_inner_texts()
+    assert options == [
+        "Any service",
+        *sorted([settings.OTEL_SERVICE_NAME, "edge-proxy", "phoenix-worker"]),
+    ]
+    page.select_option(".trace-filters [name=serviceName]", "phoenix-worker")
+    page.click(".trace-filters input[type=submit]")
+    page.wait_for_function("() => new URLSearchParams(location.search).has('serviceName')")
+    assert shown() == {remote: "phoenix-worker"}
+    # A shared URL asks for the same; the HTTP trace is still reachable by its id.
+    page.goto(f"{base}/admin/agent-traces/?serviceName=edge-proxy")
+    assert shown() == {}
+    open_detail(page, f"{base}/admin/agent-traces/{trace_id_of(health)}/")
+    assert page.locator(".wf-row").count() == 1
 
 
 def test_bad_filters_and_unknown_traces_get_clear_messages(
@@ -952,8 +1056,13 @@ def test_graphiql_works_offline_and_runs_a_query(live_server_url: str, page: Any
     make_user("explorer", staff=True)
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    admin_login(page, base, "explorer", next_path="/graphql/")
+    with page.expect_response(lambda r: urlparse(r.url).path == "/graphql/") as served:
+        admin_login(page, base, "explorer", next_path="/graphql/")
     page.wait_for_selector(".graphiql-container .graphiql-query-editor")
+    # It runs under a Content-Security-Policy admitting only its own inline blocks (the
+    # page fixture fails the test on any violation the browser reports).
+    policy = served.value.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in policy and "'unsafe-inline'" not in policy
     assert not [url for url in requested if not url.startswith(base)], requested
     assert any(
         "/static/graphql_api/graphiql/graphiql@3.8.3/graphiql.min.js" in u for u in requested

@@ -244,8 +244,12 @@ def build_row(
     resource: ResourceRef | None = None,
 ) -> SpanRow:
     """The stored row of one span, from its parts (ids as OTel integers)."""
-    raw = dict(attributes)
-    in_agent_run = bool(raw.pop(A.IN_AGENT_RUN, None))  # the tagger's mark, not data
+    in_agent_run = False
+    if attributes.__class__ is dict and A.IN_AGENT_RUN not in attributes:
+        raw: dict[str, Any] = attributes  # type: ignore[assignment]  # only read from here
+    else:
+        raw = dict(attributes)
+        in_agent_run = bool(raw.pop(A.IN_AGENT_RUN, None))  # the tagger's mark, not data
     name = clean_str(name, 2000)[:500]
     started_at, ended_at = ns_to_datetime(start_ns), ns_to_datetime(end_ns)
     duration_ms = max(end_ns - start_ns, 0) / 1e6
