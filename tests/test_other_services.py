@@ -28,6 +28,7 @@ from tracing.conventions import attributes as A
 from tracing.conventions import semconv
 from tracing.conventions.semconv import Concept, Generation, SpanCategory
 from tracing.export import PostgresSpanExporter
+from tracing.export.rows import ResourceRef, RootInfo, build_row, resource_ref
 from tracing.models import SUMMARY_COLUMNS, AgentStatus, OTelResource, OTelSpan, OTelTrace
 
 pytestmark = pytest.mark.django_db
@@ -370,6 +371,36 @@ def test_external_session_ids_are_kept_as_text_never_as_a_link(data: dict[str, A
         ids["ours_in_conversation"],
         ids["external_same_number"],
     }
+
+
+def test_only_this_service_links_conversation_ids() -> None:
+    """A resource without a service name is not this service: its ids stay text."""
+    attributes = {A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT, A.GEN_AI_CONVERSATION_ID: "17"}
+
+    def root(resource: ResourceRef | None) -> RootInfo:
+        row = build_row(
+            1,
+            2,
+            None,
+            "invoke_agent a",
+            "INTERNAL",
+            0,
+            1,
+            "UNSET",
+            "",
+            attributes,
+            [],
+            "",
+            1000,
+            resource,
+        )
+        assert row.root is not None and row.session_id == "17"
+        return row.root
+
+    ours = resource_ref({A.SERVICE_NAME: settings.OTEL_SERVICE_NAME}, 1000)
+    assert root(None).conversation_id == root(ours).conversation_id == 17
+    for other in ({A.SERVICE_NAME: NODE_SERVICE}, {"host.name": "worker-1"}):
+        assert root(resource_ref(other, 1000)).conversation_id is None
 
 
 # --- traces without agent work --------------------------------------------------------------

@@ -262,9 +262,11 @@ def build_row(
     root = None
     if facts.category is SpanCategory.AGENT:
         # Ids of our own rows count only from our own service: another service's
-        # conversation "17" is not our Conversation 17 (it stays text: session_id).
+        # conversation "17" is not our Conversation 17 (it stays text: session_id). A span
+        # without a resource was built in this process; a resource without a service
+        # name is not ours.
         service = resource.service_name if resource is not None else ""
-        ours = service in ("", settings.OTEL_SERVICE_NAME)
+        ours = resource is None or service == settings.OTEL_SERVICE_NAME
         root = RootInfo(
             span_id=span_hex,
             started_at=started_at,
