@@ -154,17 +154,19 @@ def generate_spans(target_spans: int, seed: int = 7) -> list[Any]:
 
 # --- the two phases -------------------------------------------------------------------------
 
-SPAN_COLS = (
-    "trace_id, span_id, parent_span_id, name, span_kind, started_at, ended_at, duration_ms, "
-    "status_code, status_message, attributes, events, scope"
-)
+
+def span_cols() -> str:
+    """The exporter's span columns (``tracing.models.SPAN_COLUMNS``), for the COPY phase."""
+    from tracing.models import SPAN_COLUMNS
+
+    return ", ".join(SPAN_COLUMNS)
 
 
 def truncate(conninfo: str) -> None:
     import psycopg
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("TRUNCATE tracing_otelspan, tracing_oteltrace")
+        conn.execute("TRUNCATE tracing_otelspan, tracing_oteltrace, tracing_otelresource")
         # Start each phase from a clean WAL position so one phase's checkpoint does not
         # land in the other's timing.
         conn.execute("CHECKPOINT")
@@ -264,7 +266,8 @@ def dump_rows(conninfo: str, fmt: str) -> tuple[bytes, bytes]:
     with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
         for sql in (
             f"COPY tracing_oteltrace TO STDOUT (FORMAT {fmt})",
-            f"COPY (SELECT {SPAN_COLS} FROM tracing_otelspan ORDER BY id) TO STDOUT (FORMAT {fmt})",
+            f"COPY (SELECT {span_cols()} FROM tracing_otelspan ORDER BY id) "
+            f"TO STDOUT (FORMAT {fmt})",
         ):
             with cur.copy(sql) as copy:
                 out.append(b"".join(bytes(chunk) for chunk in copy))
@@ -289,7 +292,7 @@ def run_copy(conninfo: str, fmt: str, data: tuple[bytes, bytes], expected: int) 
         started = time.perf_counter()
         with (
             conn.cursor() as cur,
-            cur.copy(f"COPY tracing_otelspan ({SPAN_COLS}) FROM STDIN (FORMAT {fmt})") as copy,
+            cur.copy(f"COPY tracing_otelspan ({span_cols()}) FROM STDIN (FORMAT {fmt})") as copy,
         ):
             for i in range(0, len(view), chunk):
                 copy.write(view[i : i + chunk])
@@ -387,6 +390,8 @@ def _schema_for_older_exporters(conninfo: str) -> None:
             "ALTER TABLE tracing_oteltrace "
             "ADD COLUMN IF NOT EXISTS has_root boolean NOT NULL DEFAULT false"
         )
+        # Exporters before migration tracing/0005 do not write the span's service.
+        conn.execute("ALTER TABLE tracing_otelspan ALTER COLUMN service_name SET DEFAULT ''")
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -20,7 +20,7 @@ from strawberry_django.filters import apply as apply_filters
 
 from graphql_api.errors import BadArgument, given
 from graphql_api.permissions import staff_only
-from graphql_api.traces.filters import TraceFilter
+from graphql_api.traces.filters import TraceFilter, agent_runs_by_default
 from tracing.models import OTelTrace
 from tracing.read import stats as reads
 
@@ -189,15 +189,21 @@ class FilterOptions:
     async def tools(self) -> list[str]:
         return await sync_to_async(reads.distinct_tools)()
 
+    @strawberry.field(description="Distinct service names of stored traces, sorted.")
+    async def services(self) -> list[str]:
+        return await sync_to_async(reads.distinct_services)()
+
 
 def _filtered(filters: TraceFilter | None, info: Info) -> QuerySet[OTelTrace]:
-    return apply_filters(filters, OTelTrace.objects.all(), info)
+    return apply_filters(filters, agent_runs_by_default(OTelTrace.objects.all(), filters), info)
 
 
 @strawberry.type
 class Query:
     @strawberry.field(
-        description="Aggregates over the runs matching the filters (all runs without filters).",
+        description=(
+            "Aggregates over the runs matching the filters (all agent runs without filters)."
+        ),
         extensions=staff_only(),
     )
     async def trace_stats(self, info: Info, filters: TraceFilter | None = None) -> TraceStats:
@@ -205,6 +211,8 @@ class Query:
         traces = _filtered(filters, info)
         return TraceStats(traces=traces, filters=filters)
 
-    @strawberry.field(description="Distinct statuses, models and tools.", extensions=staff_only())
+    @strawberry.field(
+        description="Distinct statuses, models, tools and services.", extensions=staff_only()
+    )
     def filter_options(self) -> FilterOptions:
         return FilterOptions()

@@ -26,7 +26,7 @@ query($first: Int!) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { cursor node {
-      id query status model totalDurationMs toolsUsed
+      id query status model totalDurationMs toolsUsed serviceName sessionId
       conversation { id title }
       userMessage { id content }
       aiMessage { id content }
@@ -43,7 +43,8 @@ query($id: ID!) {
     rootSpan { id depth }
     spans {
       id parentId name kind op depth offsetMs durationMs selfDurationMs status
-      attributes(naming: LEGACY) attribute(key: "llm.model")
+      attributes(naming: LEGACY) attribute(key: "llm.model") serviceName
+      oi: attributes(naming: OPENINFERENCE) oiModel: attribute(key: "llm.model_name")
       genAi { model inputTokens outputTokens toolName }
       parent { id } children { id }
     }

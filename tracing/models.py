@@ -2,8 +2,9 @@
 
 Owns the stored shapes and the names written into them: ``AgentStatus`` (a run's terminal
 status, compared everywhere as this enum), ``SPAN_COLUMNS`` (the span columns every writer
-and reader uses, in order) and ``SUMMARY_COLUMNS`` (the trace columns the exporter's
-summary maintains).
+and reader uses, in order), ``SUMMARY_COLUMNS`` (the trace columns the exporter's
+summary maintains) and ``OTelResource`` (the resource attributes spans were sent with,
+stored once per distinct resource).
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from campus_core.chat.models import Conversation, Message
 
 
 class AgentStatus(models.TextChoices):
-    """An agent run's status: ``RUNNING`` until its agent span is stored."""
+    """A trace's status: ``NO_AGENT`` while none of its spans is agent work (e.g. a service
+    that sent only HTTP spans), ``RUNNING`` once one is (or once the in-process tagger marked
+    a span as inside an agent run) until its agent span is stored, then the run's outcome."""
 
     RUNNING = "running"
     COMPLETED = "completed"
     ERROR = "error"
     MAX_ITERATIONS = "max_iterations"
+    NO_AGENT = "no_agent"
 
 
 # The stored span columns, in the order every writer (COPY) and reader uses them.
@@ -42,6 +46,8 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "attributes",
     "events",
     "scope",
+    "service_name",
+    "resource_id",
 )
 # The trace columns derived from its spans (tracing.export.summary maintains them).
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -62,6 +68,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "tools_used",
     "span_count",
     "root_span_id",
+    "service_name",
+    "session_id",
 )
 
 
@@ -83,7 +91,7 @@ class OTelTrace(models.Model):
     )
     agent_name = models.CharField(max_length=200, blank=True, db_default="")
     query = models.TextField(blank=True, db_default="")
-    status = models.CharField(max_length=32, db_default=AgentStatus.RUNNING.value)
+    status = models.CharField(max_length=32, db_default=AgentStatus.NO_AGENT.value)
     model = models.CharField(max_length=200, blank=True, db_default="")
     started_at = models.DateTimeField(null=True)
     ended_at = models.DateTimeField(null=True)
@@ -98,6 +106,11 @@ class OTelTrace(models.Model):
     span_count = models.IntegerField(db_default=0)
     # The agent span (invoke_agent / agent_run) once stored; '' until then.
     root_span_id = models.CharField(max_length=16, blank=True, db_default="")
+    # The service of the agent span (until it arrives: of the earliest span stored).
+    service_name = models.CharField(max_length=200, blank=True, db_default="")
+    # The run's conversation/session id as sent (gen_ai.conversation.id, session.id, ...),
+    # whether or not it names one of our Conversation rows (``conversation`` links those).
+    session_id = models.CharField(max_length=255, blank=True, db_default="")
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 
     class Meta:
@@ -117,6 +130,8 @@ class OTelTrace(models.Model):
                 name="trace_total_tokens_idx",
             ),
             models.Index(fields=["conversation", "-started_at"], name="trace_conversation_idx"),
+            models.Index(fields=["service_name", "-started_at", "-id"], name="trace_service_idx"),
+            models.Index(fields=["session_id", "-started_at", "-id"], name="trace_session_idx"),
             GinIndex(fields=["tools_used"], name="trace_tools_gin"),
             GinIndex(OpClass(Upper("query"), name="gin_trgm_ops"), name="trace_query_trgm"),
         )
@@ -145,6 +160,19 @@ class OTelSpan(models.Model):
     attributes = models.JSONField(default=dict)
     events = models.JSONField(default=list)
     scope = models.CharField(max_length=200, blank=True, default="")
+    service_name = models.CharField(max_length=200, blank=True, default="")
+    # The span's resource (OTelResource.id); null for spans stored before resources were.
+    # No foreign-key constraint: the writer stores the resource in the span's own
+    # transaction, and a constraint would cost one index probe per span written.
+    resource = models.ForeignKey(
+        "OTelResource",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
 
     class Meta:
         verbose_name = "agent trace span"
@@ -155,3 +183,21 @@ class OTelSpan(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.span_id})"
+
+
+class OTelResource(models.Model):
+    """One distinct OTel resource (the attributes of the process that sent spans).
+
+    ``id`` is a 63-bit digest of the attributes (``tracing.export.rows.resource_ref``), so
+    the thousands of spans of one process share one row, and writing it again is a no-op.
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    service_name = models.CharField(max_length=200, blank=True, default="")
+    attributes = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = "span resource"
+
+    def __str__(self) -> str:
+        return self.service_name or str(self.id)

@@ -41,6 +41,8 @@ class SpanRecord(NamedTuple):
     attributes: dict[str, Any]
     events: list[Any]
     scope: str
+    service_name: str
+    resource_id: int | None
 
 
 assert SpanRecord._fields == SPAN_COLUMNS, "SpanRecord must follow SPAN_COLUMNS"
@@ -97,6 +99,8 @@ def span_records(spans: QuerySet[OTelSpan]) -> list[SpanRecord]:
         status_code,
         status_message,
         scope,
+        service_name,
+        resource_id,
         started_us,
         ended_us,
         attributes,
@@ -117,6 +121,8 @@ def span_records(spans: QuerySet[OTelSpan]) -> list[SpanRecord]:
                 _loads(attributes),
                 _loads(events),
                 scope,
+                service_name,
+                resource_id,
             )
         )
     return out

@@ -54,7 +54,7 @@ export async function graphql(query, variables = {}) {
 // --- queries (field names as in schema.graphql) -------------------------------------------
 
 const TRACE_ROW_FIELDS = `
-  id query status model startedAt totalDurationMs
+  id query status model serviceName startedAt totalDurationMs
   totalInputTokens totalOutputTokens iterationCount toolCallCount toolsUsed spanCount
 `;
 
@@ -82,7 +82,7 @@ query TraceStats($filters: TraceFilter) {
 }`;
 
 export const FILTER_OPTIONS_QUERY = `
-query FilterOptions { filterOptions { statuses models tools } }`;
+query FilterOptions { filterOptions { statuses models tools services } }`;
 
 export const TRACE_DETAIL_QUERY = `
 query TraceDetail($id: ID!) {
