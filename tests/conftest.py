@@ -10,14 +10,18 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 import pytest
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from campus_core.chat.llm.offline import OfflineLLMServer, Policy, campus_policy
 from campus_core.chat.llm.openai_compat import OpenAICompatibleProvider
+from campus_core.observability.metrics import metrics
+from tests.pg_proxy import PostgresProxy
 from tracing import pipeline
-from tracing.export import PostgresSpanExporter
+from tracing.export import PostgresSpanExporter, conninfo_for
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -37,8 +41,6 @@ def _close_connections_before_dropping_the_test_db(
     pipeline.shutdown_telemetry()
     import psycopg
     from django.db import connections
-
-    from tracing.export import conninfo_for
 
     connections.close_all()
     with django_db_blocker.unblock(), psycopg.connect(conninfo_for(), autocommit=True) as conn:
@@ -84,6 +86,18 @@ def instrumented() -> bool:
 
 
 @pytest.fixture
+def reader() -> Iterator[InMemoryMetricReader]:
+    """Every metric of the test, in memory (the process's metrics service points at it)."""
+    memory = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[memory])
+    previous = metrics.meter_provider
+    metrics.use_meter_provider(provider)
+    yield memory
+    metrics.use_meter_provider(previous)
+    provider.shutdown()
+
+
+@pytest.fixture
 def flush() -> Callable[[], None]:
     def _flush() -> None:
         assert pipeline.force_flush(), "spans did not reach PostgreSQL"
@@ -106,6 +120,14 @@ def offline_llm() -> Iterator[Callable[..., OpenAICompatibleProvider]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def proxy(transactional_db: None) -> Iterator[PostgresProxy]:
+    """A TCP proxy in front of the test database that can be taken down and up again."""
+    proxy = PostgresProxy(conninfo_for())
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture

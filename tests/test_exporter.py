@@ -15,7 +15,7 @@ from opentelemetry.trace import SpanContext, TraceFlags
 
 from tests.pg_proxy import PostgresProxy
 from tests.spans import agent_run_spans, recording_provider
-from tracing.export import TRUNCATION_MARKER, PostgresSpanExporter, conninfo_for
+from tracing.export import TRUNCATION_MARKER, PostgresSpanExporter
 from tracing.models import SUMMARY_COLUMNS, OTelSpan, OTelTrace
 from tracing.pipeline.tagger import AgentRunTaggerProcessor, enter_agent_run, exit_agent_run
 
@@ -191,13 +191,6 @@ def test_a_span_that_cannot_be_converted_is_counted_not_raised(
     assert db_exporter.export([broken, *good]) is SpanExportResult.SUCCESS
     assert db_exporter.stats.spans_lost_unconverted == 1
     assert OTelSpan.objects.count() == len(good)
-
-
-@pytest.fixture
-def proxy(transactional_db: None) -> Any:
-    proxy = PostgresProxy(conninfo_for())
-    yield proxy
-    proxy.close()
 
 
 def test_outage_buffers_spans_and_writes_them_after_recovery(proxy: PostgresProxy) -> None:

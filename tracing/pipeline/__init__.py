@@ -36,9 +36,7 @@ _started = False
 _provider: TracerProvider | None = None
 
 
-def build_provider(
-    exporter: PostgresSpanExporter | None = None, *, max_queue_size: int | None = None
-) -> TracerProvider:
+def build_provider(exporter: PostgresSpanExporter | None = None) -> TracerProvider:
     """A provider wired as in production; used by ``init_telemetry`` and by tests/benchmarks."""
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: settings.OTEL_SERVICE_NAME}))
     provider.add_span_processor(AgentRunTaggerProcessor())
@@ -47,7 +45,7 @@ def build_provider(
             exporter or PostgresSpanExporter(),
             schedule_delay_millis=settings.TRACING_SCHEDULE_DELAY_MS,
             max_export_batch_size=settings.TRACING_MAX_EXPORT_BATCH_SIZE,
-            max_queue_size=max_queue_size or settings.TRACING_MAX_QUEUE_SIZE,
+            max_queue_size=settings.TRACING_MAX_QUEUE_SIZE,
         )
     )
     return provider

@@ -39,8 +39,7 @@ from typing import Any
 import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from campus_core.chat.agent_core import route_folders
-from campus_core.chat.knowledge import FOLDERS
+from campus_core.chat.knowledge import FOLDERS, route_folders
 from tracing.conventions import attributes as A
 from tracing.export import conninfo_for
 from tracing.models import SPAN_COLUMNS as exporter_span_columns
