@@ -11,7 +11,7 @@ from __future__ import annotations
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now, Upper
 
@@ -42,6 +42,13 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "attributes",
     "events",
     "scope",
+    # Promoted from the attributes by the row builder (tracing.export.rows), so span
+    # search filters and aggregates on typed, indexed columns instead of JSON.
+    "kind",
+    "model",
+    "tool_name",
+    "input_tokens",
+    "output_tokens",
 )
 # The trace columns derived from its spans (tracing.export.summary maintains them).
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -145,13 +152,44 @@ class OTelSpan(models.Model):
     attributes = models.JSONField(default=dict)
     events = models.JSONField(default=list)
     scope = models.CharField(max_length=200, blank=True, default="")
+    # What the classifier (tracing.conventions.semconv.span_facts) found, written by the
+    # row builder: a SpanCategory value, the model and tool resolved across naming
+    # generations (NULL when the span has none), and the LLM token counts (0 otherwise).
+    kind = models.CharField(max_length=32, db_default="other")
+    # NULL, not '': the partial indexes below then hold only the spans that have one.
+    model = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    tool_name = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    input_tokens = models.BigIntegerField(db_default=0)
+    output_tokens = models.BigIntegerField(db_default=0)
 
     class Meta:
         verbose_name = "agent trace span"
         constraints = (
             models.UniqueConstraint(fields=["trace", "span_id"], name="span_unique_in_trace"),
         )
-        indexes = (models.Index(fields=["trace", "started_at"], name="span_trace_start_idx"),)
+        indexes = (
+            models.Index(fields=["trace", "started_at"], name="span_trace_start_idx"),
+            # Span search (tracing.read.span_search): newest first, or by duration, under
+            # one filter each. Ties end on id, the keyset's last key.
+            models.Index(fields=["-started_at", "-id"], name="span_started_idx"),
+            models.Index(fields=["kind", "-started_at", "-id"], name="span_kind_started_idx"),
+            models.Index(
+                fields=["model", "-started_at", "-id"],
+                name="span_model_started_idx",
+                condition=Q(model__isnull=False),
+            ),
+            models.Index(
+                fields=["tool_name", "-started_at", "-id"],
+                name="span_tool_started_idx",
+                condition=Q(tool_name__isnull=False),
+            ),
+            models.Index(fields=["duration_ms", "id"], name="span_duration_idx"),
+            models.Index(
+                fields=["-started_at", "-id"],
+                name="span_error_started_idx",
+                condition=Q(status_code="ERROR"),
+            ),
+        )
 
     def __str__(self) -> str:
         return f"{self.name} ({self.span_id})"

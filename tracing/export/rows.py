@@ -155,6 +155,19 @@ class SpanRow:
     root: RootInfo | None
 
 
+def promoted_values(facts: semconv.SpanFacts) -> tuple[str, str | None, str | None, int, int]:
+    """The promoted columns of a span (``kind`` .. ``output_tokens`` of ``SPAN_COLUMNS``),
+    from the classifier's facts: what span search filters and aggregates on. Used by
+    ``build_row``, by the synthetic seeder and by the migration that backfilled them."""
+    return (
+        facts.category.value,
+        facts.model[:200] if facts.model else None,
+        facts.tool_name[:200] if facts.tool_name else None,
+        facts.input_tokens,
+        facts.output_tokens,
+    )
+
+
 def _optional_int(value: Any) -> int | None:
     number = semconv.as_int(value)
     return number if number > 0 else None
@@ -219,6 +232,7 @@ def build_row(
         storable_json(raw, cap),
         storable_json(events, cap) if events else "[]",
         scope[:200],
+        *promoted_values(facts),
     )
     return SpanRow(trace_uuid, span_hex, values, started_at, ended_at, facts, root)
 

@@ -37,6 +37,11 @@ _SQL_TYPES = (
     ("jsonb", "bytea"),
     ("jsonb", "bytea"),
     ("varchar(200)", "varchar"),
+    ("varchar(32)", "varchar"),
+    ("varchar(200)", "varchar"),
+    ("varchar(200)", "varchar"),
+    ("bigint", "int8"),
+    ("bigint", "int8"),
 )
 assert len(_SQL_TYPES) == len(SPAN_COLUMNS)
 _COPY_SPAN_TYPES = tuple(copy_type for _, copy_type in _SQL_TYPES)
@@ -84,7 +89,9 @@ def copy_spans(cur: psycopg.Cursor[Any], rows: list[SpanRow]) -> None:
         copy.set_types(_COPY_SPAN_TYPES)
         for row in rows:
             v = row.values
-            copy.write_row((*v[:10], _JSONB_V1 + v[10].encode(), _JSONB_V1 + v[11].encode(), v[12]))
+            copy.write_row(
+                (*v[:10], _JSONB_V1 + v[10].encode(), _JSONB_V1 + v[11].encode(), *v[12:])
+            )
 
 
 def write_direct(conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[SpanRow]:

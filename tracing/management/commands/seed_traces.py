@@ -41,7 +41,9 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from campus_core.chat.knowledge import FOLDERS, route_folders
 from tracing.conventions import attributes as A
+from tracing.conventions import semconv
 from tracing.export import conninfo_for
+from tracing.export.rows import promoted_values
 from tracing.models import SPAN_COLUMNS as exporter_span_columns
 
 # --- the synthetic world ---------------------------------------------------------------------
@@ -174,6 +176,20 @@ def _text(value: str) -> str:
     return value.replace("\\", "\\\\").replace("\t", "\\t").replace("\n", "\\n")
 
 
+def _promoted(name: str, attributes: dict[str, Any], kind: str) -> str:
+    """The promoted span columns, as the exporter's row builder computes them."""
+    category, model, tool, tokens_in, tokens_out = promoted_values(
+        semconv.span_facts(name, attributes, kind)
+    )
+    return (
+        f"{category}\t{_text(model) if model is not None else NULL}\t"
+        f"{_text(tool) if tool is not None else NULL}\t{tokens_in}\t{tokens_out}"
+    )
+
+
+NULL = "\\N"
+
+
 # --- one trace ---------------------------------------------------------------------------------
 
 
@@ -299,7 +315,8 @@ class SpanWriter:
         self.chunk.spans.append(
             f"{self.trace_id}\t{span_id}\t{parent}\t{_text(name)}\t{kind}\t{ts(start_us)}\t"
             f"{ts(end_us)}\t{(end_us - start_us) / 1000!r}\t{status_code}\t"
-            f"{_text(status_message)}\t{_json(attributes)}\t{events}\t{scope}\n"
+            f"{_text(status_message)}\t{_json(attributes)}\t{events}\t{scope}\t"
+            f"{_promoted(name, attributes, kind)}\n"
         )
         self.count += 1
         if self.first_us is None or start_us < self.first_us:
