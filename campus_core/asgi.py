@@ -18,10 +18,15 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 django_application = get_asgi_application()
 
+from campus_core.observability.request_context import FreshContextPerRequest  # noqa: E402
 from tracing.pipeline import init_telemetry  # noqa: E402
 
 init_telemetry()
-application = OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application))
+# Outermost: each request starts from an empty context, so no span, agent-run mark or log
+# binding of an earlier request on the same connection can become its parent.
+application = FreshContextPerRequest(
+    OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application))
+)
 
 # Everything imported so far lives as long as the process: moving it out of the collector's
 # generations keeps full collections short (they showed as p95 spikes of ~55 ms per request).

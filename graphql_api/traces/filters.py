@@ -12,6 +12,7 @@ import strawberry_django
 from django.db.models import Q, QuerySet
 from strawberry import Info
 
+from campus_core.text import unstorable_text
 from graphql_api.errors import BadArgument, given, parse_int_id
 from tracing.models import AgentStatus, OTelTrace
 
@@ -106,6 +107,8 @@ class TraceFilter:
             ("model", given(self, "model")),
         ):
             texts = value if isinstance(value, list) else [value]
-            if any(text is not None and "\x00" in text for text in texts):
-                # PostgreSQL text cannot hold NUL: say so instead of failing in the driver.
-                raise BadArgument(f"{name} must not contain NUL characters.")
+            for text in texts:
+                # Say so instead of failing in the database driver.
+                problem = unstorable_text(text) if text is not None else None
+                if problem is not None:
+                    raise BadArgument(f"{name} must not contain {problem}.")
