@@ -21,6 +21,8 @@ from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api import conversations, pagination, stats
 from graphql_api.spans import schema as spans
+from graphql_api.spans import search as span_search
+from graphql_api.spans import stats as span_stats
 from graphql_api.traces import schema as traces
 
 # Deep enough for trace → spans → children → children → genAi, and for introspection.
@@ -41,7 +43,17 @@ def is_internal(error: GraphQLError) -> bool:
     return not isinstance(original, ValueError | PermissionDenied)
 
 
-Query = merge_types("Query", (traces.Query, spans.Query, conversations.Query, stats.Query))
+Query = merge_types(
+    "Query",
+    (
+        traces.Query,
+        spans.Query,
+        span_search.Query,
+        conversations.Query,
+        stats.Query,
+        span_stats.Query,
+    ),
+)
 
 schema = strawberry.Schema(
     query=Query,

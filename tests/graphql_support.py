@@ -347,3 +347,12 @@ def committed_dataset(django_db_blocker: Any) -> Iterator[Built]:
             OTelTrace.objects.all().delete()
             Conversation.objects.all().delete()
             get_user_model().objects.all().delete()
+
+
+def percentile_cont(values: list[float], fraction: float) -> float:
+    """PostgreSQL's percentile_cont: linear interpolation between the closest ranks."""
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

@@ -158,7 +158,8 @@ class SpanRow:
 def promoted_values(facts: semconv.SpanFacts) -> tuple[str, str | None, str | None, int, int]:
     """The promoted columns of a span (``kind`` .. ``output_tokens`` of ``SPAN_COLUMNS``),
     from the classifier's facts: what span search filters and aggregates on. Used by
-    ``build_row``, by the synthetic seeder and by the migration that backfilled them."""
+    ``build_row`` (so by the exporter and the synthetic seeder) and by the migration that
+    backfilled them."""
     return (
         facts.category.value,
         facts.model[:200] if facts.model else None,
