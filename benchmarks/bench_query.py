@@ -44,6 +44,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from span_cases import span_cases, span_verdict  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
 
 SQL_LOG_ENV = "QBENCH_SQL_LOG"
@@ -350,7 +353,7 @@ def build_cases(large_spans: int) -> list[Case]:
                 count_variant=False,
             )
         )
-    return cases
+    return cases + span_cases(Case, sample_ids)
 
 
 # --- client side -------------------------------------------------------------------------
@@ -372,17 +375,21 @@ def _rows(data: dict[str, Any]) -> int:
         return 0
     if "traces" in data:
         return len(data["traces"]["edges"])
+    if "spans" in data:
+        return len(data["spans"]["edges"])
+    if "spanStats" in data:
+        return int(data["spanStats"]["count"])
     trace = data.get("trace")
     if not trace:
         return 0
     return len(trace["spans"]) if "spans" in trace else len(trace["spanColumns"]["ids"])
 
 
-def deep_cursor(client: Any, pages: int) -> str:
+def deep_cursor(client: Any, pages: int, query: str | None = None) -> str:
     after = None
     for _ in range(pages):
-        _, data = _post(client, _list_query(False), {"after": after})
-        after = data["traces"]["pageInfo"]["endCursor"]
+        _, data = _post(client, query or _list_query(False), {"after": after})
+        after = (data.get("traces") or data["spans"])["pageInfo"]["endCursor"]
     assert after
     return after
 
@@ -421,7 +428,7 @@ def measure(client: Any, server: ProcessCpu, case: Case, requests: int, warmup: 
     result = Result(case.name, samples, rows, case.note, cpu_ms=cpu[0])
     if case.count_variant:
         result.with_count, _, data = run(case.query.replace(" pageInfo", " totalCount pageInfo"))
-        result.total = data["traces"]["totalCount"]
+        result.total = (data.get("traces") or data["spans"])["totalCount"]
     return result
 
 
@@ -443,7 +450,9 @@ def verdict(cases: list[Case], results: list[Result], large_spans: int) -> list[
     single = [
         by_name[c.name]
         for c in cases
-        if c.name in by_name and all(set(v) == {"f"} and len(v["f"]) == 1 for v in c.variables)
+        if c.name in by_name
+        and c.query.lstrip().startswith("query Q")  # the trace list (spans: span_verdict)
+        and all(set(v) == {"f"} and len(v["f"]) == 1 for v in c.variables)
     ]
     if single:
         worst = max(single, key=lambda r: pct(r.samples, 95))
@@ -603,7 +612,9 @@ def main() -> None:
             with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
                 for case in cases:
                     if case.after_pages:
-                        case.variables = [{"after": deep_cursor(client, case.after_pages)}]
+                        case.variables = [
+                            {"after": deep_cursor(client, case.after_pages, case.query)}
+                        ]
                     if sql_log is None:
                         result = measure(client, server, case, args.requests, args.warmup)
                         results.append(result)
@@ -639,6 +650,8 @@ def main() -> None:
     print(text)
     print()
     for line in verdict(cases, results, args.large_trace_spans):
+        print(line)
+    for line in span_verdict(results, pct):
         print(line)
     if args.json:
         args.json.write_text(
