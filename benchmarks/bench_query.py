@@ -534,9 +534,13 @@ def explain(base_url: str, token: str, cases: list[Case], sql_log: Path) -> str:
                     if "graphql_api_apitoken" in sql:
                         continue  # authentication: the same for every case
                     statements_run += not with_count
-                    if not sql.lstrip().upper().startswith("SELECT"):
+                    if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
                         continue
-                    is_count = sql.lstrip().upper().startswith("SELECT COUNT(")
+                    # An aggregate query (spanStats) also starts with COUNT: only a list's
+                    # count is the count variant.
+                    is_count = case.count_variant and sql.lstrip().upper().startswith(
+                        "SELECT COUNT("
+                    )
                     if is_count != with_count:
                         continue  # the page statements are timed in the first variant
                     with connection.cursor() as cur:
