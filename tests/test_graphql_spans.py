@@ -215,6 +215,15 @@ def test_nested_trace_filter(data: Built, rows: list[SpanRecord]) -> None:
     }
 
 
+def test_nested_trace_filter_on_attributes(data: Built, rows: list[SpanRecord]) -> None:
+    twins = {data.ids["twin_genai"], data.ids["twin_legacy"]}
+    for model_key in ("llm.model", "gen_ai.request.model"):
+        condition = {"key": model_key, "equals": "twin-model"}
+        assert found({"trace": {"attributes": [condition]}}) == where(
+            rows, lambda s: s.trace_id.hex in twins
+        )
+
+
 def test_filters_combine_with_and(rows: list[SpanRecord]) -> None:
     assert found({"kind": ["LLM"], "model": ["gpt-4o"], "minDurationMs": 100}) == where(
         rows,
