@@ -161,8 +161,20 @@ def span_verdict(results: list[Any], pct: Any) -> list[str]:
     """The issue's span targets, at p95."""
     lines = []
     groups = (
-        ("spans page, single filter", SPAN_PAGE_TARGET_MS, lambda n: n.startswith("spans ")),
-        ("spans attribute filter", ATTRIBUTE_TARGET_MS, lambda n: n.startswith("spans attribute ")),
+        (
+            "spans page, one filter",
+            SPAN_PAGE_TARGET_MS,
+            lambda n: (
+                n.startswith("spans ")
+                and not n.startswith("spans attribute")
+                and "ordering" not in n
+            ),
+        ),
+        (
+            "attribute equality",
+            ATTRIBUTE_TARGET_MS,
+            lambda n: n.startswith("spans attribute") and " = " in n,
+        ),
         ("spanStats one day", STATS_DAY_TARGET_MS, lambda n: n.startswith("spanStats: one day")),
         ("spanStats 30 days", STATS_30_DAYS_TARGET_MS, lambda n: n == "spanStats: 30 days"),
     )

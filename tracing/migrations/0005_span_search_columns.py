@@ -118,7 +118,6 @@ class Migration(migrations.Migration):
                 "name",
             ],
         ),
-        _index(["kind", "-started_at", "-id"], "span_kind_started_idx"),
         _index(
             ["model", "-started_at", "-id"],
             "span_model_started_idx",
@@ -129,7 +128,6 @@ class Migration(migrations.Migration):
             "span_tool_started_idx",
             condition=models.Q(tool_name__isnull=False),
         ),
-        _index(["duration_ms", "id"], "span_duration_idx"),
         _index(
             ["-started_at", "-id"],
             "span_error_started_idx",
