@@ -370,3 +370,12 @@ def api_token(username: str, *extra: str) -> str:
     out = io.StringIO()
     call_command("create_api_token", username, *extra, stdout=out, stderr=io.StringIO())
     return out.getvalue().strip()
+
+
+def percentile_cont(values: list[float], fraction: float) -> float:
+    """PostgreSQL's percentile_cont: linear interpolation between the closest ranks."""
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

@@ -16,7 +16,9 @@ from strawberry import Info
 
 from campus_core.text import unstorable_text
 from graphql_api.errors import BadArgument, given, parse_int_id
+from graphql_api.spans.attributes import AttributeFilter, conditions
 from tracing.models import AgentStatus, OTelTrace
+from tracing.read.span_search import spans_having
 
 
 @strawberry_django.filter_type(
@@ -98,6 +100,15 @@ class TraceFilter:
     )
     def search(self, value: str, prefix: str) -> Q:
         return Q(**{f"{prefix}query__icontains": value})
+
+    @strawberry_django.filter_field(
+        description=(
+            "Runs having, for each condition, a span matching it (keys resolve across "
+            "naming generations, as in SpanFilter.attributes)."
+        )
+    )
+    def attributes(self, value: list[AttributeFilter], prefix: str) -> Q:
+        return spans_having(conditions(value), f"{prefix}id")
 
     @strawberry_django.filter_field
     def filter(self, info: Info, queryset: QuerySet, prefix: str) -> tuple[QuerySet, Q]:

@@ -216,6 +216,20 @@ class SpanRow:
         return self.resource.service_name if self.resource is not None else ""
 
 
+def promoted_values(facts: semconv.SpanFacts) -> tuple[str, str | None, str | None, int, int]:
+    """The promoted columns of a span (``kind`` .. ``output_tokens`` of ``SPAN_COLUMNS``),
+    from the classifier's facts: what span search filters and aggregates on. Used by
+    ``build_row`` (so by the exporter and the synthetic seeder) and by the migration that
+    backfilled them."""
+    return (
+        facts.category.value,
+        facts.model[:200] if facts.model else None,
+        facts.tool_name[:200] if facts.tool_name else None,
+        facts.input_tokens,
+        facts.output_tokens,
+    )
+
+
 def _optional_int(value: Any) -> int | None:
     number = semconv.as_int(value)
     return number if number > 0 else None
@@ -297,6 +311,7 @@ def build_row(
         scope[:200],
         resource.service_name if resource is not None else "",
         resource.id if resource is not None else None,
+        *promoted_values(facts),
     )
     return SpanRow(
         trace_uuid,

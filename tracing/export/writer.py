@@ -41,6 +41,11 @@ _SQL_TYPES = (
     ("varchar(200)", "varchar"),
     ("varchar(200)", "varchar"),
     ("bigint", "int8"),
+    ("varchar(32)", "varchar"),
+    ("varchar(200)", "varchar"),
+    ("varchar(200)", "varchar"),
+    ("bigint", "int8"),
+    ("bigint", "int8"),
 )
 assert len(_SQL_TYPES) == len(SPAN_COLUMNS)
 _COPY_SPAN_TYPES = tuple(copy_type for _, copy_type in _SQL_TYPES)
