@@ -1,4 +1,7 @@
-"""ASGI entry point: the Django app wrapped in OpenTelemetryMiddleware.
+"""ASGI entry point: the Django app wrapped in OpenTelemetryMiddleware, and OTLP ingest.
+
+``POST /v1/traces`` (tracing/ingest/) is routed before the middleware: ingest is not a
+Django view and does not trace itself.
 
 The request span is opened here, in the async context, so every coroutine below it
 (async views, streaming generators, the agent loop) sees it as current. DjangoInstrumentor
@@ -18,10 +21,11 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 django_application = get_asgi_application()
 
+from tracing.ingest.app import OtlpRouter  # noqa: E402
 from tracing.pipeline import init_telemetry  # noqa: E402
 
 init_telemetry()
-application = OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application))
+application = OtlpRouter(OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application)))
 
 # Everything imported so far lives as long as the process: moving it out of the collector's
 # generations keeps full collections short (they showed as p95 spikes of ~55 ms per request).
