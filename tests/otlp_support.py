@@ -27,9 +27,9 @@ from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.id_generator import IdGenerator
 from opentelemetry.trace import SpanKind, Status, StatusCode, Tracer
 
 from tracing.conventions import attributes as A
@@ -131,7 +131,7 @@ def emit_run(tracer: Tracer, number: int, *, start_ns: int = T0_NS) -> None:
         attributes={
             A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
             A.GEN_AI_TOOL_NAME: "lookup_invoice",
-            A.GEN_AI_TOOL_CALL_ARGUMENTS: '{"n": %d}' % number,
+            A.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps({"n": number}),
         },
     )
     tool.add_event("exception", {"exception.type": "KeyError"}, timestamp=t + 43_000_000)
@@ -225,8 +225,10 @@ class Server:
 
     def start(self) -> None:
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "uvicorn", "campus_core.asgi:application"]
-            + ["--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"],
+            [
+                *(sys.executable, "-m", "uvicorn", "campus_core.asgi:application"),
+                *("--host", "127.0.0.1", "--port", str(self.port), "--log-level", "warning"),
+            ],
             cwd=ROOT,
             env=self.env,
         )

@@ -155,6 +155,7 @@ _DISCONNECTED = b"\x00disconnected"
 
 
 def _work(store: SpanStore, auth: str, body: bytes, content_type: str, encoding: str) -> Stored:
+    store.ping()
     authorize(auth)
     return store.store(body, content_type, encoding)
 

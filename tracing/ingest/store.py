@@ -89,6 +89,18 @@ class SpanStore:
         self._conninfo = conninfo
         self._local = threading.local()
 
+    def ping(self) -> None:
+        """``Unavailable`` at once when PostgreSQL is away: one round trip on this thread's
+        own connection, before the token lookup could wait on Django's connection pool."""
+        try:
+            with suppress_instrumentation():
+                conn = self._connection()
+                conn.execute("SELECT 1")
+                conn.rollback()  # the writes commit their own transactions
+        except psycopg.Error as exc:
+            self._close()
+            raise Unavailable(str(exc)) from None
+
     def store(self, body: bytes, content_type: str, encoding: str) -> Stored:
         cap = settings.OTLP_MAX_BODY_BYTES
         try:
