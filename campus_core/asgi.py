@@ -21,11 +21,17 @@ from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 django_application = get_asgi_application()
 
+from campus_core.observability.request_context import FreshContextPerRequest  # noqa: E402
 from tracing.ingest.app import OtlpRouter  # noqa: E402
 from tracing.pipeline import init_telemetry  # noqa: E402
 
 init_telemetry()
-application = OtlpRouter(OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application)))
+# Each Django request starts from an empty context, so no span, agent-run mark or log
+# binding of an earlier request on the same connection can become its parent. OTLP ingest
+# sits in front: it opens no span and binds nothing.
+application = OtlpRouter(
+    FreshContextPerRequest(OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application)))
+)
 
 # Everything imported so far lives as long as the process: moving it out of the collector's
 # generations keeps full collections short (they showed as p95 spikes of ~55 ms per request).

@@ -9,7 +9,10 @@ import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -167,3 +170,18 @@ def live_server_url(django_db_setup: Any, django_db_blocker: Any) -> Iterator[st
     server.should_exit = True
     thread.join(timeout=10)
     django_db_blocker.restore()
+
+
+@pytest.fixture
+def logged_in(transactional_db: None, live_server_url: str) -> Iterator[tuple[httpx.Client, Any]]:
+    """An httpx client with a real session cookie (a non-staff user) and the CSRF token
+    for the live server; one client, so its requests share one keep-alive connection."""
+    user = get_user_model().objects.create_user("ada", password="correct horse battery")
+    django_client = Client()
+    django_client.force_login(user)
+    with httpx.Client(base_url=live_server_url, timeout=30) as client:
+        client.cookies.set("sessionid", django_client.cookies["sessionid"].value)
+        # The admin login page sets the csrftoken cookie the chat POST must echo back.
+        assert client.get("/admin/login/").status_code == 200
+        client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
+        yield client, user

@@ -91,6 +91,22 @@ def test_bad_arguments_touch_nothing(query: str, words: str) -> None:
     assert words in _refused(query)
 
 
+@pytest.mark.parametrize("field", ["search", "status", "model", "toolUsed"])
+@pytest.mark.parametrize(
+    ("text", "words"), [("x\ud800y", "lone surrogates"), ("a\x00b", "NUL characters")]
+)
+def test_text_the_database_cannot_take_is_refused_from_variables(
+    field: str, text: str, words: str
+) -> None:
+    # Variables arrive as JSON, where "\ud800" decodes to a lone surrogate the driver
+    # cannot encode (a GraphQL string literal with it is refused by the lexer already).
+    value: str | list[str] = [text] if field in ("status", "model") else text
+    message = _refused(
+        "query($f: TraceFilter) { traces(filters: $f) { totalCount } }", {"f": {field: value}}
+    )
+    assert message == f"{field} must not contain {words}."
+
+
 def test_non_staff_get_a_permission_error_not_empty_data() -> None:
     for query in (
         "{ traces { totalCount } }",

@@ -63,20 +63,6 @@ def json_lines() -> Iterator[JsonLines]:
     root.setLevel(previous_level)
 
 
-@pytest.fixture
-def logged_in(transactional_db: None, live_server_url: str) -> Iterator[tuple[httpx.Client, Any]]:
-    """An httpx client with a real session cookie and CSRF token for the live server."""
-    user = get_user_model().objects.create_user("ada", password="correct horse battery")
-    django_client = Client()
-    django_client.force_login(user)
-    with httpx.Client(base_url=live_server_url, timeout=30) as client:
-        client.cookies.set("sessionid", django_client.cookies["sessionid"].value)
-        # The admin login page sets the csrftoken cookie the chat POST must echo back.
-        assert client.get("/admin/login/").status_code == 200
-        client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
-        yield client, user
-
-
 def test_log_lines_inside_the_streaming_agent_carry_the_persisted_trace_id(
     logged_in: tuple[httpx.Client, Any],
     json_lines: JsonLines,

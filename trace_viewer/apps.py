@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class TraceViewerConfig(AppConfig):
+    name = "trace_viewer"
+    verbose_name = "Agent trace viewer"
