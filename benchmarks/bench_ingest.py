@@ -61,15 +61,16 @@ def setup_django() -> None:
 
 
 @contextmanager
-def bench_database(keep: bool) -> Iterator[str]:
-    """A migrated database of our own next to the configured one; yields its conninfo."""
+def bench_database(keep: bool, suffix: str = "ingestbench") -> Iterator[str]:
+    """A migrated database of our own next to the configured one (``<name>_<suffix>``);
+    yields its conninfo."""
     from django.db import connection
 
     from tracing.export import conninfo_for
 
     settings_dict = connection.settings_dict
     settings_dict.setdefault("TEST", {})
-    settings_dict["TEST"]["NAME"] = f"{settings_dict['NAME']}_ingestbench"
+    settings_dict["TEST"]["NAME"] = f"{settings_dict['NAME']}_{suffix}"
     old_name = connection.creation.create_test_db(verbosity=0, keepdb=True, serialize=False)
     try:
         yield conninfo_for("default")
