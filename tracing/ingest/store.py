@@ -70,11 +70,15 @@ def authorize(header: str) -> ApiToken:
     scheme, _, secret = header.partition(" ")
     if scheme.lower() != "bearer" or not secret.strip():
         raise Refused(401, "send 'Authorization: Bearer <ingest token>'")
-    close_old_connections()  # this thread has no request cycle to recycle its connection
+    # This thread has no request cycle: its Django connection is recycled (a broken one
+    # replaced, a pooled one handed back) around the lookup, as a request would.
+    close_old_connections()
     try:
         token = ApiToken.objects.authenticate(secret.strip())
     except (DjangoOperationalError, DjangoInterfaceError) as exc:
         raise Unavailable(str(exc)) from None
+    finally:
+        close_old_connections()
     if token is None:
         raise Refused(401, "invalid or revoked API token")
     if token.scope != TokenScope.INGEST:
