@@ -204,6 +204,21 @@ def start_server(conninfo: str, workers: int, port: int, env: dict[str, str]) ->
     raise RuntimeError("uvicorn did not start")
 
 
+def server_cpu_seconds(process: Any) -> float:
+    """CPU time of the uvicorn process and its workers (user + system)."""
+    import psutil
+
+    parent = psutil.Process(process.pid)
+    total = 0.0
+    for proc in [parent, *parent.children(recursive=True)]:
+        try:
+            times = proc.cpu_times()
+        except psutil.NoSuchProcess:
+            continue
+        total += times.user + times.system
+    return total
+
+
 def send_burst(url: str, secret: str, spans: list[Any], batch: int, threads: int) -> dict[str, Any]:
     from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
     from opentelemetry.sdk.trace.export import SpanExportResult
@@ -232,6 +247,7 @@ def send_burst(url: str, secret: str, spans: list[Any], batch: int, threads: int
         exporter.shutdown()
 
     pool = [threading.Thread(target=worker) for _ in range(threads)]
+    client_cpu = time.process_time()
     started = time.perf_counter()
     for thread in pool:
         thread.start()
@@ -240,6 +256,7 @@ def send_burst(url: str, secret: str, spans: list[Any], batch: int, threads: int
     elapsed = time.perf_counter() - started
     return {
         "seconds": elapsed,
+        "client_cpu": time.process_time() - client_cpu,
         "requests": len(batches),
         "failed_batches": len(failed),
         "answered_503": counter.count,
@@ -316,9 +333,12 @@ def main(argv: Sequence[str] | None = None) -> None:
         try:
             for rep in range(args.repeat):
                 truncate(conninfo)
+                load = os.getloadavg()[0]
+                cpu_before = server_cpu_seconds(server)
                 burst = send_burst(
                     f"http://127.0.0.1:{port}", secret, spans, args.batch, args.threads
                 )
+                server_cpu = server_cpu_seconds(server) - cpu_before
                 span_rows, traces, summed = stored(conninfo)
                 rate = len(spans) / burst["seconds"]
                 verdict = "OK" if rate >= TARGET and span_rows == len(spans) else "MISSED"
@@ -328,15 +348,22 @@ def main(argv: Sequence[str] | None = None) -> None:
                     f"{burst['seconds']:.2f}s {rate:>9,.0f} spans/s; stored {span_rows:,} of "
                     f"{len(spans):,} spans ({traces:,} traces, summaries count {summed:,}); "
                     f"503s answered {burst['answered_503']}; failed batches "
-                    f"{burst['failed_batches']}  [>= {TARGET:,}/s and zero loss: {verdict}]"
+                    f"{burst['failed_batches']}  [>= {TARGET:,}/s and zero loss: {verdict}]\n"
+                    f"        CPU per span: server {server_cpu / len(spans) * 1e6:.0f} us, "
+                    f"client (encode + HTTP) {burst['client_cpu'] / len(spans) * 1e6:.0f} us; "
+                    f"load average before {load:.1f}"
                 )
         finally:
             server.terminate()
             server.wait(timeout=30)
         if not args.skip_in_process:
+            load = os.getloadavg()[0]
+            cpu_before = time.process_time()
             rate = in_process_rate(conninfo, spans, args.batch)
+            cpu = (time.process_time() - cpu_before) / len(spans) * 1e6
             print(
-                f"  in-process PostgresSpanExporter, batches of {args.batch}: {rate:,.0f} spans/s"
+                f"  in-process PostgresSpanExporter, batches of {args.batch}: {rate:,.0f} "
+                f"spans/s; CPU per span {cpu:.0f} us; load average before {load:.1f}"
             )
         truncate(conninfo)
 
