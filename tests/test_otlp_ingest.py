@@ -4,7 +4,9 @@ ASGI app under uvicorn: what is stored, in both encodings and gzip, and idempote
 from __future__ import annotations
 
 import gzip
+import time
 from collections.abc import Iterator
+from typing import Any
 
 import httpx
 import orjson
@@ -12,6 +14,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace import ReadableSpan
+from opentelemetry.trace import SpanKind
 
 from tests.otlp_support import (
     SPANS_PER_RUN,
@@ -278,3 +281,35 @@ def test_times_keep_microseconds(http: httpx.Client, secret: str) -> None:
     started = OTelTrace.objects.get(id=format(0xE5, "032x")).started_at
     assert started is not None
     assert int(started.timestamp() * 1_000_000) * 1000 == T0_NS
+
+
+def test_ingest_does_not_trace_itself(
+    http: httpx.Client, secret: str, instrumented: bool, recorded_spans: Any
+) -> None:
+    assert instrumented
+    # Control: a request through Django gets its server span, and its SQL is traced.
+    recorded_spans.clear()
+    http.get("/admin/login/")
+    assert any(kind == "SERVER" for kind, _, _ in _server_side(recorded_spans))
+    # An ingest request: no server span, no span for its token lookup or its writes.
+    recorded_spans.clear()
+    _post(http, secret, _run_spans(0xF6))
+    assert _server_side(recorded_spans) == []
+    assert len(stored_rows()) == SPANS_PER_RUN
+
+
+def _server_side(recorded: Any) -> list[tuple[str, str, str]]:
+    """Recorded spans but the test's own HTTP requests (its instrumented httpx client);
+    the server's request span ends after the response, so it is waited for a moment."""
+
+    def spans() -> list[tuple[str, str, str]]:
+        return [
+            (s.kind.name, s.name, str((s.attributes or {}).get("db.statement", "")))
+            for s in recorded.get_finished_spans()
+            if not (s.kind is SpanKind.CLIENT and "http.url" in (s.attributes or {}))
+        ]
+
+    deadline = time.monotonic() + 2
+    while not spans() and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return spans()

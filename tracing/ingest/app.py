@@ -27,6 +27,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from django.conf import settings
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from tracing.ingest import decode
 from tracing.ingest.store import Refused, SpanStore, Stored, Unavailable, authorize
@@ -155,9 +156,11 @@ _DISCONNECTED = b"\x00disconnected"
 
 
 def _work(store: SpanStore, auth: str, body: bytes, content_type: str, encoding: str) -> Stored:
-    store.ping()
-    authorize(auth)
-    return store.store(body, content_type, encoding)
+    # Ingest does not trace itself: no spans for its token lookup or its writes.
+    with suppress_instrumentation():
+        store.ping()
+        authorize(auth)
+        return store.store(body, content_type, encoding)
 
 
 async def _read_body(receive: Receive, cap: int) -> bytes | None:
