@@ -135,6 +135,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Wall-clock cap of one GraphQL operation (validation and execution); past it the
+# operation is cancelled and answered with an error (graphql_api/README.md, "Limits").
+GRAPHQL_OPERATION_TIMEOUT_S = float(os.environ.get("GRAPHQL_OPERATION_TIMEOUT_S", "5"))
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".local" / "static"
 LOGIN_URL = "/admin/login/"
@@ -148,7 +152,10 @@ OTEL_INSTRUMENT_IN_TESTS = env_bool("OTEL_INSTRUMENT_IN_TESTS", default=False)
 # How often the BatchSpanProcessor hands spans to the PostgreSQL exporter.
 TRACING_SCHEDULE_DELAY_MS = env_int("TRACING_SCHEDULE_DELAY_MS", 5000)
 TRACING_MAX_EXPORT_BATCH_SIZE = env_int("TRACING_MAX_EXPORT_BATCH_SIZE", 512)
-TRACING_MAX_QUEUE_SIZE = env_int("TRACING_MAX_QUEUE_SIZE", 8192)
+# Agent spans waiting for the exporter: sized to absorb a burst of 10,000 agent runs back
+# to back (~160k spans; ~2.8 KB each, ~180 MiB when full); see benchmarks/RESULTS.md,
+# "Burst". What does not fit is dropped, counted in tracing.spans.dropped and logged.
+TRACING_MAX_QUEUE_SIZE = env_int("TRACING_MAX_QUEUE_SIZE", 65_536)
 # Spans the exporter holds while PostgreSQL is unreachable; past this, losses are counted.
 TRACING_EXPORTER_BUFFER_SPANS = env_int("TRACING_EXPORTER_BUFFER_SPANS", 100_000)
 # Attribute values larger than this (bytes of UTF-8 / JSON) are truncated with a marker.

@@ -3,6 +3,8 @@ LLM on loopback, and a live uvicorn server for HTTP tests."""
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import threading
 import time
@@ -21,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from campus_core.chat.llm.offline import OfflineLLMServer, Policy, campus_policy
 from campus_core.chat.llm.openai_compat import OpenAICompatibleProvider
+from campus_core.observability.logging_filters import RequestIdFilter, json_formatter
 from campus_core.observability.metrics import metrics
 from tests.pg_proxy import PostgresProxy
 from tracing import pipeline
@@ -170,6 +173,34 @@ def live_server_url(django_db_setup: Any, django_db_blocker: Any) -> Iterator[st
     server.should_exit = True
     thread.join(timeout=10)
     django_db_blocker.restore()
+
+
+class JsonLines(logging.Handler):
+    """The production formatter and filter, writing to a list instead of stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.addFilter(RequestIdFilter())
+        self.setFormatter(json_formatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+    def messages(self, logger: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line["logger"] == logger]
+
+
+@pytest.fixture
+def json_lines() -> Iterator[JsonLines]:
+    handler = JsonLines()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
 
 
 @pytest.fixture

@@ -24,8 +24,8 @@ from tracing.conventions import attributes as A
 from tracing.conventions import semconv
 from tracing.conventions.semconv import Concept, SpanCategory
 from tracing.export import PostgresSpanExporter, summary
-from tracing.management.commands import seed_traces
 from tracing.models import SPAN_COLUMNS, SUMMARY_COLUMNS, OTelSpan, OTelTrace
+from tracing.synthetic import chunks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -208,14 +208,14 @@ def _generated(seed: int, window_end: datetime) -> tuple[list[list[str]], list[l
     end_us = _us(window_end)
     traces: list[list[str]] = []
     spans: list[list[str]] = []
-    for chunk in seed_traces.generate_chunks(
+    for chunk in chunks.generate_chunks(
         traces=300,
         spans_per_trace=10,
         seed=seed,
         chunk_size=100,
         window_start_us=end_us - 30 * _DAY_US,
         window_end_us=end_us,
-        reserved=seed_traces.Reserved(next_conversation=1, next_message=1),
+        reserved=chunks.Reserved(next_conversation=1, next_message=1),
     ):
         traces += [[str(v) for v in d.values(tid).values()] for tid, d in chunk.traces.items()]
         spans += [[str(v) for v in row.values] for row in chunk.rows]

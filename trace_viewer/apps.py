@@ -1,3 +1,5 @@
+"""The trace viewer app's configuration."""
+
 from django.apps import AppConfig
 
 

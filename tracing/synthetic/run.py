@@ -7,6 +7,7 @@ answer for conversation turns; named in any ``Generation``.
 
 from __future__ import annotations
 
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -79,6 +80,9 @@ class AgentRun:
     # What the run ends as when no iteration failed (a failed one makes it ERROR).
     status: AgentStatus = AgentStatus.COMPLETED
     turn: Turn | None = None
+    # The conversation on chat spans (gen_ai.input/output.messages), as AgentCore writes
+    # it: kilobytes per span. The seeder leaves it out to keep a large database small.
+    messages: bool = False
 
 
 @dataclass(slots=True)
@@ -152,6 +156,31 @@ class _Builder:
         self.spans.append(spec)
 
 
+def _opening(run: AgentRun) -> list[dict[str, Any]]:
+    from campus_core.chat.agent_core import SYSTEM_PROMPT  # only runs that carry messages
+
+    return [{"role": "system", "content": SYSTEM_PROMPT}, {"role": "user", "content": run.question}]
+
+
+def _converse(attrs: dict[str, Any], conversation: list[dict[str, Any]], it: Iteration) -> None:
+    """The chat span's messages; the conversation grows by its answer and tool results."""
+    attrs[A.GEN_AI_INPUT_MESSAGES] = json.dumps(conversation)
+    if it.error is not None:
+        return
+    calls = [
+        {"type": "function", "function": {"name": c.name, "arguments": c.arguments}}
+        for c in it.tools
+    ]
+    answer = {
+        "role": "assistant",
+        "content": None if calls else "Here is what I found.",
+        "tool_calls": calls,
+    }
+    attrs[A.GEN_AI_OUTPUT_MESSAGES] = json.dumps([answer])
+    conversation.append(answer)
+    conversation.extend({"role": "tool", "content": c.result} for c in it.tools)
+
+
 def build(run: AgentRun, rng: random.Random, start_us: int) -> BuiltRun:
     """The spans of ``run`` starting at ``start_us``; gaps between steps and ids from ``rng``."""
     b = _Builder(rng)
@@ -168,6 +197,7 @@ def build(run: AgentRun, rng: random.Random, start_us: int) -> BuiltRun:
     tokens_in = tokens_out = tool_calls = 0
     failed: tuple[str, str] | None = None
     messages = 2
+    conversation: list[dict[str, Any]] = _opening(run) if run.messages else []
     done = 0
     for number, it in enumerate(run.iterations, start=1):
         done = number
@@ -190,6 +220,8 @@ def build(run: AgentRun, rng: random.Random, start_us: int) -> BuiltRun:
         t = end + rng.randrange(10, 80)
         chat_id, chat_end = b.new_id(), t + int(it.llm_ms * 1000) + 600
         chat_attrs = chat_attributes(run, it, rng)
+        if run.messages:
+            _converse(chat_attrs, conversation, it)
         if it.error is None:
             tokens_in, tokens_out = tokens_in + it.input_tokens, tokens_out + it.output_tokens
         b.add(
