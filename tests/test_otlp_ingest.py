@@ -14,7 +14,7 @@ import pytest
 from opentelemetry.exporter.otlp.proto.common.trace_encoder import encode_spans
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceResponse
 from opentelemetry.sdk.trace import ReadableSpan
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanContext, SpanKind
 
 from tests.otlp_support import (
     SPANS_PER_RUN,
@@ -313,3 +313,28 @@ def _server_side(recorded: Any) -> list[tuple[str, str, str]]:
     while not spans() and time.monotonic() < deadline:
         time.sleep(0.01)
     return spans()
+
+
+def test_protobuf_partial_success_and_multi_member_gzip(http: httpx.Client, secret: str) -> None:
+    spans = _run_spans(0xE7)
+    ended_early = ReadableSpan(
+        name="backwards",
+        context=SpanContext(0xE7, 0x9999, False),
+        start_time=T0_NS,
+        end_time=T0_NS - 1,
+    )
+    first = encode_spans(spans[:2]).SerializeToString()
+    second = encode_spans([*spans[2:], ended_early]).SerializeToString()
+    # two requests' worth of protobuf concatenated are one valid message (repeated fields
+    # merge), here gzipped as two members
+    body = gzip.compress(first) + gzip.compress(second)
+    response = http.post(
+        "/v1/traces",
+        content=body,
+        headers=_auth(secret, **PROTOBUF, **{"Content-Encoding": "gzip"}),
+    )
+    assert response.status_code == 200, response.text
+    answer = ExportTraceServiceResponse.FromString(response.content)
+    assert answer.partial_success.rejected_spans == 1
+    assert "end time before start time" in answer.partial_success.error_message
+    assert len(stored_rows()) == SPANS_PER_RUN
