@@ -64,14 +64,10 @@ class OtlpIngest:
         self.store = SpanStore(conninfo)
         self.stats = IngestStats()
         self._in_hand = 0
-        self._executor: ThreadPoolExecutor | None = None
-
-    def executor(self) -> ThreadPoolExecutor:
-        if self._executor is None:
-            self._executor = ThreadPoolExecutor(
-                max_workers=settings.OTLP_MAX_CONCURRENT_WRITES, thread_name_prefix="otlp-ingest"
-            )
-        return self._executor
+        # One thread per slot: admission (``_in_hand``) keeps submissions within it.
+        self._executor = ThreadPoolExecutor(
+            max_workers=settings.OTLP_MAX_CONCURRENT_WRITES, thread_name_prefix="otlp-ingest"
+        )
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
@@ -130,7 +126,7 @@ class OtlpIngest:
         loop = asyncio.get_running_loop()
         try:
             stored = await loop.run_in_executor(
-                self.executor(), _work, self.store, auth, body, content_type, encoding
+                self._executor, _work, self.store, auth, body, content_type, encoding
             )
         except Refused as refusal:
             extra = [(b"www-authenticate", b"Bearer")] if refusal.status == 401 else []
