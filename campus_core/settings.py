@@ -161,6 +161,18 @@ TRACING_EXPORTER_BUFFER_SPANS = env_int("TRACING_EXPORTER_BUFFER_SPANS", 100_000
 # Attribute values larger than this (bytes of UTF-8 / JSON) are truncated with a marker.
 TRACING_MAX_ATTRIBUTE_BYTES = env_int("TRACING_MAX_ATTRIBUTE_BYTES", 64 * 1024)
 
+# --- OTLP ingest (POST /v1/traces, tracing/ingest/) -------------------------------------
+# A request body larger than this, as sent or once decompressed, gets 413. Decoded, a body
+# takes ~9x its protobuf size in memory (SDK spans and rows; measured): with 4 requests in
+# hand, 8 MiB bounds ingest at roughly 300 MB. Batches of thousands of spans fit.
+OTLP_MAX_BODY_BYTES = env_int("OTLP_MAX_BODY_BYTES", 8 * 1024 * 1024)
+# Requests decoded and written at once (per server process); one more gets 503 at once.
+OTLP_MAX_CONCURRENT_WRITES = env_int("OTLP_MAX_CONCURRENT_WRITES", 4)
+# The Retry-After of a 503 (seconds).
+OTLP_RETRY_AFTER_SECONDS = env_int("OTLP_RETRY_AFTER_SECONDS", 1)
+# A body not received whole within this many seconds gets 408 (frees its slot).
+OTLP_BODY_TIMEOUT_SECONDS = env_int("OTLP_BODY_TIMEOUT_SECONDS", 30)
+
 # --- The observed agent -----------------------------------------------------------------
 # LLM_PROVIDER: "offline" (default; a scripted OpenAI-compatible responder on loopback),
 # "openai" (any OpenAI-compatible chat-completions server) or "anthropic".
