@@ -104,8 +104,8 @@ def test_fragment_fan_outs_are_refused_while_an_ordinary_request_is_answered(
         answered = ordinary.result()
 
     assert answered.status_code == 200
-    assert answered.json() == {
-        "data": {"filterOptions": {"statuses": ["completed", "error", "max_iterations", "running"]}}
+    assert answered.json()["data"] == {
+        "filterOptions": {"statuses": ["completed", "error", "max_iterations", "running"]}
     }
     for key, future in refused.items():
         response = future.result()
@@ -152,12 +152,12 @@ def test_an_operation_in_flight_holds_up_no_other_request(
 
             # while the first operation waits in the database, the next is answered
             answered = post({"query": "{ __typename }"})
-            assert answered.json() == {"data": {"__typename": "Query"}}
+            assert answered.json()["data"] == {"__typename": "Query"}
             assert not slow.done()
 
             locker.rollback()  # releases the lock
             finished = slow.result()
-    assert finished.json() == {"data": {"traces": {"totalCount": 6}}}
+    assert finished.json()["data"] == {"traces": {"totalCount": 6}}
 
 
 def test_an_operation_past_the_wall_clock_cap_is_cancelled_with_its_statement(
@@ -207,12 +207,12 @@ def test_the_queries_staff_send_still_pass(
 
     # the deepest selection the depth limit allows: trace → spans → 9 children → genAi
     deep = post({"query": _nested_children(MAX_DEPTH - 3)})
-    assert deep.json() == {"data": {"trace": None}}, deep.text
+    assert deep.json()["data"] == {"trace": None}, deep.text
     too_deep = post({"query": _nested_children(MAX_DEPTH - 2)})
     assert "exceeds maximum operation depth" in too_deep.json()["errors"][0]["message"]
 
     shared = (
-        "query Page { traces(first: 50) { edges { node { ...Row conversation { traces "
+        "query Page { traces(first: 50) { edges { node { ...Row conversation { traces(first: 10) "
         "{ edges { node { ...Row } } } } } } } } "
         "fragment Row on Trace { id query status model startedAt totalDurationMs toolsUsed "
         "rootSpan { ...SpanRow children { ...SpanRow } } } "
