@@ -6,6 +6,8 @@ the queries staff actually send still pass."""
 
 from __future__ import annotations
 
+import asyncio
+import threading
 import time
 from collections.abc import Callable, Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -18,6 +20,7 @@ from graphql import get_introspection_query
 
 from graphql_api import execution
 from graphql_api.limits import MAX_DEPTH
+from graphql_api.result_cost import MAX_RESULT_COST
 from tests.graphql_support import api_token, build_dataset, make_user
 from tracing.exporter import PostgresSpanExporter, conninfo_for
 from tracing.models import OTelTrace
@@ -235,3 +238,47 @@ def test_a_result_past_the_size_cap_is_stopped_with_one_error(
 
     assert stopped.status_code == 200
     assert stopped.json() == {"data": None, "errors": [{"message": execution.MSG_RESULT_TOO_LARGE}]}
+
+
+# Among the heaviest documents the estimate lets through: 100 traces, each with its spans
+# and their children (100 + 100 x 2 x 100 objects), just under MAX_RESULT_COST.
+HEAVIEST = (
+    "{ traces(first: 100) { edges { node { id query "
+    "spans { id name kind durationMs children { id name } } } } } }"
+)
+
+
+def test_small_requests_are_answered_while_the_heaviest_legal_query_is_completed(
+    post: Callable[..., httpx.Response], one_trace: None, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    whole = post({"query": HEAVIEST}).json()
+    assert "errors" not in whole, whole
+    assert MAX_RESULT_COST / 2 < whole["extensions"]["cost"]["estimated"] <= MAX_RESULT_COST
+
+    # many slices even on this small dataset; the heavy operation's first wait for a turn
+    # (one slice completed, more to come) is held until the small requests are answered
+    monkeypatch.setattr(execution, "SLICE_OBJECTS", 10)
+    midway, release = threading.Event(), threading.Event()
+    take_turn = execution.take_turn
+
+    async def held_once() -> None:
+        if not midway.is_set():
+            midway.set()
+            await asyncio.to_thread(release.wait)
+        await take_turn()
+
+    monkeypatch.setattr(execution, "take_turn", held_once)
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        heavy = pool.submit(post, {"query": HEAVIEST})
+        try:
+            assert midway.wait(timeout=60), heavy.result().text
+            typename = post({"query": "{ __typename }"})
+            page = post({"query": "{ traces(first: 5) { edges { node { id status } } } }"})
+            assert not heavy.done()
+        finally:
+            release.set()
+        finished = heavy.result().json()
+
+    assert typename.json()["data"] == {"__typename": "Query"}
+    assert len(page.json()["data"]["traces"]["edges"]) == 5
+    assert finished == whole
