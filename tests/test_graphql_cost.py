@@ -21,6 +21,7 @@ from graphql import get_introspection_query
 from graphql_api import execution
 from graphql_api.limits import MAX_DEPTH
 from graphql_api.result_cost import MAX_RESULT_COST
+from graphql_api.views import MSG_TOO_MANY
 from tests.graphql_support import api_token, build_dataset, make_user
 from tracing.exporter import PostgresSpanExporter, conninfo_for
 from tracing.models import OTelTrace
@@ -98,8 +99,9 @@ def one_trace(db_exporter: PostgresSpanExporter) -> None:
 
 
 def test_fragment_fan_outs_are_refused_while_an_ordinary_request_is_answered(
-    post: Callable[..., httpx.Response], one_trace: None
+    post: Callable[..., httpx.Response], one_trace: None, settings: Any
 ) -> None:
+    settings.GRAPHQL_MAX_IN_FLIGHT_PER_USER = 20  # eight at once, from one token
     attacks = {(shape, k): make(k) for shape, make in SHAPES.items() for k in (20, 25, 30)}
     with ThreadPoolExecutor(max_workers=8) as pool:
         refused = {key: pool.submit(post, {"query": doc}) for key, doc in attacks.items()}
@@ -119,12 +121,12 @@ def test_fragment_fan_outs_are_refused_while_an_ordinary_request_is_answered(
         assert any("The document is too large" in m for m in messages), (key, messages)
 
 
-def _waiting_on_a_lock(observer: psycopg.Connection[Any]) -> bool:
+def _waiting_on_a_lock(observer: psycopg.Connection[Any]) -> int:
     row = observer.execute(
         "SELECT count(*) FROM pg_stat_activity "
         "WHERE datname = current_database() AND wait_event_type = 'Lock'"
     ).fetchone()
-    return bool(row and row[0])
+    return int(row[0]) if row else 0
 
 
 def _start_blocked(
@@ -282,3 +284,38 @@ def test_small_requests_are_answered_while_the_heaviest_legal_query_is_completed
     assert typename.json()["data"] == {"__typename": "Query"}
     assert len(page.json()["data"]["traces"]["edges"]) == 5
     assert finished == whole
+
+
+def test_a_user_past_the_in_flight_limit_gets_429_and_others_are_answered(
+    post: Callable[..., httpx.Response], one_trace: None, settings: Any, live_server_url: str
+) -> None:
+    settings.GRAPHQL_MAX_IN_FLIGHT_PER_USER = 2
+    settings.GRAPHQL_OPERATION_TIMEOUT_S = 120
+    make_user("other", staff=True)
+    other = {"Authorization": f"Bearer {api_token('other')}"}
+    table = OTelTrace._meta.db_table
+    conninfo = conninfo_for()
+    with (
+        psycopg.connect(conninfo) as locker,
+        psycopg.connect(conninfo, autocommit=True) as observer,
+    ):
+        locker.execute(f'LOCK TABLE "{table}" IN ACCESS EXCLUSIVE MODE')
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            held = [pool.submit(post, {"query": "{ traces { totalCount } }"}) for _ in range(2)]
+            while _waiting_on_a_lock(observer) < 2:
+                assert not any(f.done() for f in held), [f.result().text for f in held]
+                time.sleep(0.01)
+
+            refused = post({"query": "{ __typename }"})
+            with httpx.Client(base_url=live_server_url, timeout=60) as client:
+                answered = client.post("/graphql/", json={"query": "{ __typename }"}, headers=other)
+
+            locker.rollback()
+            finished = [f.result() for f in held]
+    assert refused.status_code == 429
+    assert refused.headers["Retry-After"] == "1"
+    assert refused.json() == {"errors": [{"message": MSG_TOO_MANY.format(limit=2)}]}
+    assert answered.json()["data"] == {"__typename": "Query"}
+    assert [f.json()["data"] for f in finished] == [{"traces": {"totalCount": 6}}] * 2
+    # the slots are free again
+    assert post({"query": "{ __typename }"}).json()["data"] == {"__typename": "Query"}
