@@ -26,9 +26,10 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 T = TypeVar("T")
 
-# Objects (traces, edges, spans, genAi, ...) one result may hold: a page of 200 traces with
-# their span trees is ~40,000; thirty aliases of a 2,000-span trace with genAi, 120,000.
-MAX_RESULT_OBJECTS = 100_000
+# Objects (traces, edges, spans, genAi, ...) one result may hold. A document is refused
+# before it runs when its result could hold more than result_cost.MAX_RESULT_COST (25,000),
+# estimated with 100 spans a trace; this stops one reading traces far larger than that.
+MAX_RESULT_OBJECTS = 50_000
 MSG_RESULT_TOO_LARGE = (
     f"The result is too large: more than {MAX_RESULT_OBJECTS:,} objects; "
     "ask for fewer rows, fields or aliases."
