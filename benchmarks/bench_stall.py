@@ -15,7 +15,8 @@ Usage (a seeded database: ``manage.py seed_traces --traces 2000 --spans-per-trac
         .venv/bin/python benchmarks/bench_stall.py --rounds 3 --gc default,t50000-20-100
 
 A mode is ``default``, ``off`` (collector disabled, diagnosis only) or ``tA-B-C``
-(``gc.set_threshold(A, B, C)``), optionally followed by ``/sN`` (``SLICE_OBJECTS = N``).
+(``gc.set_threshold(A, B, C)``), optionally followed by ``/sN`` (``SLICE_OBJECTS = N``) and ``/iS``
+(``sys.setswitchinterval(S)``).
 """
 
 from __future__ import annotations
@@ -98,7 +99,10 @@ def serve(port: int) -> None:
             gc_pauses.append(time.perf_counter() - started.pop("t"))
 
     gc.callbacks.append(on_gc)
-    mode, _, slice_objects = os.environ.get(GC_ENV, "default").partition("/s")
+    mode, _, switch = os.environ.get(GC_ENV, "default").partition("/i")
+    if switch:  # e.g. default/i0.001: sys.setswitchinterval(0.001)
+        sys.setswitchinterval(float(switch))
+    mode, _, slice_objects = mode.partition("/s")
     if slice_objects:  # e.g. default/s500: complete 500 objects a turn of the loop
         from graphql_api import execution
 
