@@ -10,7 +10,7 @@ Modes, alternated within each repetition so machine noise hits them alike:
 
 * ``off``     — a ``NoOpTracerProvider`` tracer (what ``OTEL_SDK_DISABLED=true`` gives);
 * ``sdk``     — a real ``TracerProvider`` with the tagger only (span creation cost);
-* ``on``      — the production pipeline from ``tracing.tracer.build_provider``: tagger +
+* ``on``      — the production pipeline from ``tracing.pipeline.build_provider``: tagger +
   ``BatchSpanProcessor`` + ``PostgresSpanExporter`` writing to PostgreSQL in its thread.
 
 A third workload, ``sql+llm``, gives the LLM a fixed 10 ms (still far faster than any
@@ -105,9 +105,9 @@ def measure(conninfo: str, workload: str, runs: int, repeat: int) -> dict[str, A
     from opentelemetry.trace import NoOpTracerProvider
 
     from campus_core.chat.agent_core import AgentCore
-    from tracing.agent_run_tagger import AgentRunTaggerProcessor
-    from tracing.exporter import PostgresSpanExporter
-    from tracing.tracer import TRACER_NAME, build_provider
+    from tracing.export import PostgresSpanExporter
+    from tracing.pipeline import TRACER_NAME, build_provider
+    from tracing.pipeline.tagger import AgentRunTaggerProcessor
 
     tool_names = ["calculate"] if workload == "cpu" else ["search_knowledge", "calculate"]
     latency = LLM_LATENCY_S if workload == "sql+llm" else 0.0

@@ -38,10 +38,9 @@ class StaticFiles(ASGIStaticFilesHandler):
 
 
 from campus_core.observability.request_context import FreshContextPerRequest  # noqa: E402
-from campus_core.observability.sentry_setup import ensure_started  # noqa: E402
+from tracing.pipeline import init_telemetry  # noqa: E402
 
-# Normally already started by the tracing hook; this covers OTEL_SDK_DISABLED.
-ensure_started()
+init_telemetry()
 # Outermost: each request starts from an empty context, so no span, agent-run mark or log
 # binding of an earlier request on the same connection can become its parent.
 application = FreshContextPerRequest(OpenTelemetryMiddleware(StaticFiles(django_application)))

@@ -65,6 +65,8 @@ SECURE_PROXY_SSL_HEADER = (
 )
 
 INSTALLED_APPS = [
+    # Before the admin: its templates extend the admin's (admin/index.html links the viewer).
+    "trace_viewer",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -98,7 +100,7 @@ ASGI_APPLICATION = "campus_core.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -153,7 +155,10 @@ OTEL_INSTRUMENT_IN_TESTS = env_bool("OTEL_INSTRUMENT_IN_TESTS", default=False)
 # How often the BatchSpanProcessor hands spans to the PostgreSQL exporter.
 TRACING_SCHEDULE_DELAY_MS = env_int("TRACING_SCHEDULE_DELAY_MS", 5000)
 TRACING_MAX_EXPORT_BATCH_SIZE = env_int("TRACING_MAX_EXPORT_BATCH_SIZE", 512)
-TRACING_MAX_QUEUE_SIZE = env_int("TRACING_MAX_QUEUE_SIZE", 8192)
+# Agent spans waiting for the exporter: sized to absorb a burst of 10,000 agent runs back
+# to back (~160k spans; ~2.8 KB each, ~180 MiB when full); see benchmarks/RESULTS.md,
+# "Burst". What does not fit is dropped, counted in tracing.spans.dropped and logged.
+TRACING_MAX_QUEUE_SIZE = env_int("TRACING_MAX_QUEUE_SIZE", 65_536)
 # Spans the exporter holds while PostgreSQL is unreachable; past this, losses are counted.
 TRACING_EXPORTER_BUFFER_SPANS = env_int("TRACING_EXPORTER_BUFFER_SPANS", 100_000)
 # Attribute values larger than this (bytes of UTF-8 / JSON) are truncated with a marker.

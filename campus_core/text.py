@@ -3,7 +3,7 @@ query, so the driver never fails on it mid-request.
 
 PostgreSQL ``text`` cannot hold NUL, and psycopg encodes parameters as UTF-8, which cannot
 carry a lone surrogate (JSON's ``"\\ud800"`` decodes to one). The exporter, which must keep
-every span, repairs such values instead (``tracing/exporter.py``); inputs are refused.
+every span, repairs such values instead (``tracing/export/rows.py``); inputs are refused.
 """
 
 from __future__ import annotations

@@ -41,7 +41,7 @@ from graphql import (
     is_list_type,
 )
 
-from graphql_api.traces import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
+from graphql_api.pagination import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE
 
 # Objects (and lists of values) one result may be estimated to hold. A page of 200 traces
 # with conversation and root span is ~800, the admin viewer's largest query ~200, GraphiQL's

@@ -1,6 +1,6 @@
 """Dashboard aggregates: ``traceStats(filters)`` and ``filterOptions``.
 
-Every number is computed by PostgreSQL (``tracing.selectors``): percentiles with
+Every number is computed by PostgreSQL (``tracing.read.stats``): percentiles with
 ``percentile_cont``, tools with ``unnest``, time buckets with ``date_trunc`` joined to
 ``generate_series``. Each requested part is one query; the headline numbers share one.
 """
@@ -18,10 +18,11 @@ from django.utils import timezone
 from strawberry import Info
 from strawberry_django.filters import apply as apply_filters
 
+from graphql_api.errors import BadArgument, given
 from graphql_api.permissions import staff_only
-from graphql_api.traces import BadArgument, TraceFilter, given
-from tracing import selectors
+from graphql_api.traces.filters import TraceFilter
 from tracing.models import OTelTrace
+from tracing.read import stats as reads
 
 # An integer that may exceed 32 bits (token sums); its GraphQL scalar is in schema.py.
 BigInt = NewType("BigInt", int)
@@ -32,7 +33,7 @@ BIG_INT = strawberry.scalar(
     parse_value=int,
 )
 
-TimeBucketSize = strawberry.enum(selectors.Bucket, name="TimeBucketSize")
+TimeBucketSize = strawberry.enum(reads.Bucket, name="TimeBucketSize")
 
 
 @strawberry.type(description="Duration percentiles of whole agent runs, in milliseconds.")
@@ -91,9 +92,7 @@ class TraceStats:
     async def summary(self) -> dict[str, Any]:
         # Several fields share one aggregate query.
         if self._summary is None:
-            self._summary = asyncio.ensure_future(
-                sync_to_async(selectors.trace_summary)(self.traces)
-            )
+            self._summary = asyncio.ensure_future(sync_to_async(reads.trace_summary)(self.traces))
         return await self._summary
 
     @strawberry.field
@@ -124,26 +123,26 @@ class TraceStats:
 
     @strawberry.field(description="Per model, most frequent first.")
     async def by_model(self) -> list[StatsGroup]:
-        rows = await sync_to_async(selectors.breakdown_by_model)(self.traces)
+        rows = await sync_to_async(reads.breakdown_by_model)(self.traces)
         return [StatsGroup.of(row) for row in rows]
 
     @strawberry.field(description="Per status, most frequent first.")
     async def by_status(self) -> list[StatsGroup]:
-        rows = await sync_to_async(selectors.breakdown_by_status)(self.traces)
+        rows = await sync_to_async(reads.breakdown_by_status)(self.traces)
         return [StatsGroup.of(row) for row in rows]
 
     @strawberry.field(
         description="Per tool: the runs in which any span called it (a run counts once per tool)."
     )
     async def by_tool(self) -> list[StatsGroup]:
-        rows = await sync_to_async(selectors.breakdown_by_tool)(self.traces)
+        rows = await sync_to_async(reads.breakdown_by_tool)(self.traces)
         return [StatsGroup.of(row) for row in rows]
 
     @strawberry.field(
         description=(
             "Runs per time bucket over [from, to), every bucket present. `from`/`to` default "
             "to the filter's startedAfter/startedBefore, else to now and 60 buckets back. "
-            f"At most {selectors.MAX_BUCKETS} buckets."
+            f"At most {reads.MAX_BUCKETS} buckets."
         )
     )
     async def time_series(
@@ -152,17 +151,17 @@ class TraceStats:
         from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
         to: datetime | None = None,
     ) -> list[TimeBucket]:
-        size = selectors.Bucket(bucket)
+        size = reads.Bucket(bucket)
         end = to or given(self.filters, "started_before") or timezone.now()
         start = from_ or given(self.filters, "started_after") or end - size.width * 60
         if start >= end:
             raise BadArgument(f"from ({start.isoformat()}) must be before to ({end.isoformat()}).")
-        if (end - start) / size.width > selectors.MAX_BUCKETS:
+        if (end - start) / size.width > reads.MAX_BUCKETS:
             raise BadArgument(
-                f"The range holds more than {selectors.MAX_BUCKETS} {size.value} buckets; "
+                f"The range holds more than {reads.MAX_BUCKETS} {size.value} buckets; "
                 "use a larger bucket or a shorter range."
             )
-        rows = await sync_to_async(selectors.time_series)(self.traces, size, start, end)
+        rows = await sync_to_async(reads.time_series)(self.traces, size, start, end)
         return [
             TimeBucket(
                 start=row["start"],
@@ -180,15 +179,15 @@ class TraceStats:
 class FilterOptions:
     @strawberry.field
     async def statuses(self) -> list[str]:
-        return await sync_to_async(selectors.distinct_statuses)()
+        return await sync_to_async(reads.distinct_statuses)()
 
     @strawberry.field
     async def models(self) -> list[str]:
-        return await sync_to_async(selectors.distinct_models)()
+        return await sync_to_async(reads.distinct_models)()
 
     @strawberry.field
     async def tools(self) -> list[str]:
-        return await sync_to_async(selectors.distinct_tools)()
+        return await sync_to_async(reads.distinct_tools)()
 
 
 def _filtered(filters: TraceFilter | None, info: Info) -> QuerySet[OTelTrace]:

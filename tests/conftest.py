@@ -15,6 +15,8 @@ import httpx
 import pytest
 from django.contrib.auth import get_user_model
 from django.test import Client
+from opentelemetry.sdk.metrics import MeterProvider
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
@@ -22,8 +24,16 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from campus_core.chat.llm.offline import OfflineLLMServer, Policy, campus_policy
 from campus_core.chat.llm.openai_compat import OpenAICompatibleProvider
 from campus_core.observability.logging_filters import RequestIdFilter, json_formatter
-from tracing import tracer as tracing_tracer
-from tracing.exporter import PostgresSpanExporter
+from campus_core.observability.metrics import metrics
+from tests.pg_proxy import PostgresProxy
+from tracing import pipeline
+from tracing.export import PostgresSpanExporter, conninfo_for
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _telemetry() -> None:
+    """The test session is an entry point: the same start-up as the server's."""
+    pipeline.init_telemetry()
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -34,11 +44,9 @@ def _close_connections_before_dropping_the_test_db(
     the exporter's own (shutdown flushes and closes it, and stops the timer that would
     reopen it) and those the live server's worker threads still hold."""
     yield
-    tracing_tracer.shutdown_tracing()
+    pipeline.shutdown_telemetry()
     import psycopg
     from django.db import connections
-
-    from tracing.exporter import conninfo_for
 
     connections.close_all()
     with django_db_blocker.unblock(), psycopg.connect(conninfo_for(), autocommit=True) as conn:
@@ -53,13 +61,13 @@ def _flush_spans_before_db_teardown(_django_db_helper: Any) -> Iterator[None]:
     """A test's spans reach PostgreSQL before its database is rolled back or truncated;
     otherwise the BatchSpanProcessor's timer could write them into the next test."""
     yield
-    tracing_tracer.force_flush()
+    pipeline.force_flush()
 
 
 @pytest.fixture(scope="session")
 def recorded_spans() -> InMemorySpanExporter:
     """Every span the global provider sees (a second consumer beside the PostgreSQL path)."""
-    provider = tracing_tracer.init_tracing()
+    provider = pipeline.init_telemetry()
     assert isinstance(provider, TracerProvider)
     memory = InMemorySpanExporter()
     provider.add_span_processor(SimpleSpanProcessor(memory))
@@ -71,7 +79,7 @@ def instrumented() -> bool:
     """Turn on psycopg/httpx/logging auto-instrumentation (process-wide, from here on)."""
     from django.db import connections
 
-    from tracing.instrumentation import enable_auto_instrumentation
+    from tracing.pipeline.instrumentation import enable_auto_instrumentation
 
     enabled = enable_auto_instrumentation(force=True)
     # The psycopg instrumentor wraps connections opened from now on: reopen ours, and
@@ -84,9 +92,21 @@ def instrumented() -> bool:
 
 
 @pytest.fixture
+def reader() -> Iterator[InMemoryMetricReader]:
+    """Every metric of the test, in memory (the process's metrics service points at it)."""
+    memory = InMemoryMetricReader()
+    provider = MeterProvider(metric_readers=[memory])
+    previous = metrics.meter_provider
+    metrics.use_meter_provider(provider)
+    yield memory
+    metrics.use_meter_provider(previous)
+    provider.shutdown()
+
+
+@pytest.fixture
 def flush() -> Callable[[], None]:
     def _flush() -> None:
-        assert tracing_tracer.force_flush(), "spans did not reach PostgreSQL"
+        assert pipeline.force_flush(), "spans did not reach PostgreSQL"
 
     return _flush
 
@@ -106,6 +126,14 @@ def offline_llm() -> Iterator[Callable[..., OpenAICompatibleProvider]]:
     yield make
     for server in servers:
         server.stop()
+
+
+@pytest.fixture
+def proxy(transactional_db: None) -> Iterator[PostgresProxy]:
+    """A TCP proxy in front of the test database that can be taken down and up again."""
+    proxy = PostgresProxy(conninfo_for())
+    yield proxy
+    proxy.close()
 
 
 @pytest.fixture

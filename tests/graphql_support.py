@@ -28,8 +28,8 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 from campus_core.chat.models import Conversation, Message
 from graphql_api.context import build_context
 from graphql_api.schema import schema
-from tracing import attributes as A
-from tracing.exporter import PostgresSpanExporter
+from tracing.conventions import attributes as A
+from tracing.export import PostgresSpanExporter
 from tracing.models import OTelTrace
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)

@@ -34,8 +34,8 @@ from opentelemetry.trace import Span, SpanKind, Status, StatusCode
 
 from campus_core.chat.llm.offline import campus_policy
 from tests.agent_helpers import run_turn
-from tracing import attributes as A
-from tracing.exporter import PostgresSpanExporter
+from tracing.conventions import attributes as A
+from tracing.export import PostgresSpanExporter
 from tracing.models import OTelSpan, OTelTrace
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -16,7 +16,7 @@ from django.contrib.auth import get_user_model
 
 from campus_core.chat.chat_service import MAX_QUESTION_CHARS
 from campus_core.chat.models import Conversation, Message
-from tracing import attributes as A
+from tracing.conventions import attributes as A
 from tracing.models import OTelSpan, OTelTrace
 
 CHAT_URL = "/get_chatbot_response/"

@@ -23,7 +23,7 @@ from graphql_api.limits import MAX_DEPTH
 from graphql_api.result_cost import MAX_RESULT_COST
 from graphql_api.views import MSG_TOO_MANY
 from tests.graphql_support import api_token, build_dataset, make_user
-from tracing.exporter import PostgresSpanExporter, conninfo_for
+from tracing.export import PostgresSpanExporter, conninfo_for
 from tracing.models import OTelTrace
 
 pytestmark = pytest.mark.django_db(transaction=True)

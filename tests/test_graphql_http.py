@@ -15,7 +15,7 @@ from django.test import Client
 
 from graphql_api.models import ApiToken, digest
 from tests.graphql_support import api_token, build_dataset, make_user, session_cookies
-from tracing.exporter import PostgresSpanExporter
+from tracing.export import PostgresSpanExporter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -11,7 +11,7 @@ import pytest
 from django.contrib.auth import get_user_model
 
 from tests.graphql_support import T0, SpanWriter, execute, genai_run
-from tracing.exporter import PostgresSpanExporter
+from tracing.export import PostgresSpanExporter
 from tracing.models import OTelTrace
 
 pytestmark = pytest.mark.django_db

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from campus_core.chat.models import Conversation, Message
 from tests.graphql_support import T0, SpanWriter, _at, execute, genai_run
-from tracing.exporter import PostgresSpanExporter
+from tracing.export import PostgresSpanExporter
 from tracing.models import OTelTrace
 
 pytestmark = pytest.mark.django_db

@@ -24,7 +24,9 @@ from graphql_api.result_cost import (
 from graphql_api.schema import schema
 from tests.graphql_support import Built, committed_dataset, execute
 
-API_JS = Path(__file__).resolve().parent.parent / "tracing" / "static" / "tracing" / "api.js"
+API_JS = (
+    Path(__file__).resolve().parent.parent / "trace_viewer" / "static" / "trace_viewer" / "api.js"
+)
 INTROSPECTION = get_introspection_query(descriptions=True)
 
 

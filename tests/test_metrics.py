@@ -7,19 +7,14 @@ retrieval. The OTLP exporter is checked against a loopback OTLP/HTTP peer.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import pytest
 from asgiref.sync import sync_to_async
 from django.test import override_settings
 from opentelemetry.sdk.metrics import MeterProvider
-from opentelemetry.sdk.metrics.export import (
-    HistogramDataPoint,
-    InMemoryMetricReader,
-    NumberDataPoint,
-)
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from campus_core.chat import knowledge
 from campus_core.chat.agent_core import AgentCore
@@ -33,6 +28,7 @@ from campus_core.observability.metrics import (
     build_meter_provider,
     metrics,
 )
+from tests.metric_support import read
 from tests.sentry_receiver import SentryReceiver
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -52,40 +48,6 @@ HISTOGRAMS = {
 }
 
 Policy = Callable[[dict[str, Any]], tuple[int, dict[str, Any]]]
-
-
-@dataclass
-class Point:
-    kind: str  # "counter" or "histogram"
-    value: float  # counter total, or histogram sum
-    count: int  # histogram observations (1 for counters)
-
-
-def read(reader: InMemoryMetricReader) -> dict[str, Point]:
-    data = reader.get_metrics_data()
-    points: dict[str, Point] = {}
-    if data is None:
-        return points
-    for resource_metrics in data.resource_metrics:
-        for scope_metrics in resource_metrics.scope_metrics:
-            for metric in scope_metrics.metrics:
-                for point in metric.data.data_points:
-                    if isinstance(point, HistogramDataPoint):
-                        points[metric.name] = Point("histogram", point.sum, point.count)
-                    elif isinstance(point, NumberDataPoint):
-                        points[metric.name] = Point("counter", point.value, 1)
-    return points
-
-
-@pytest.fixture
-def reader() -> Iterator[InMemoryMetricReader]:
-    memory = InMemoryMetricReader()
-    provider = MeterProvider(metric_readers=[memory])
-    previous = metrics.meter_provider
-    metrics.use_meter_provider(provider)
-    yield memory
-    metrics.use_meter_provider(previous)
-    provider.shutdown()
 
 
 def tool_then_answer(name: str, arguments: dict[str, Any]) -> Policy:

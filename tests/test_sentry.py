@@ -30,7 +30,7 @@ from campus_core.chat.models import Conversation
 from campus_core.observability import sentry_setup
 from campus_core.observability.sentry_setup import FerpaScrubber
 from tests.sentry_receiver import SentryReceiver
-from tracing import tracer as tracing_tracer
+from tracing import pipeline
 from tracing.models import OTelSpan, OTelTrace
 
 EMAIL = "jane.doe@example.edu"
@@ -47,7 +47,7 @@ STUDENT_DATA = (EMAIL, STUDENT_ID, NINE_DIGIT_ID, NAME, "Jane")
 @pytest.fixture
 def sentry() -> Iterator[SentryReceiver]:
     receiver = SentryReceiver().start()
-    provider = tracing_tracer.init_tracing()
+    provider = pipeline.init_telemetry()
     assert isinstance(provider, TracerProvider)
     assert sentry_setup.init_sentry(receiver.dsn, provider=provider)
     yield receiver
@@ -186,7 +186,7 @@ def test_error_in_a_chat_request_arrives_as_an_event_linked_to_the_same_trace(
 def test_outbound_httpx_requests_carry_traceparent_sentry_trace_and_baggage(
     sentry: SentryReceiver,
 ) -> None:
-    tracer = tracing_tracer.get_tracer("obs.test")
+    tracer = pipeline.get_tracer("obs.test")
     downstream = f"{sentry.base_url}/downstream/service"
 
     with httpx.Client() as client:
@@ -219,7 +219,7 @@ def test_incoming_sentry_baggage_is_passed_on_unchanged(sentry: SentryReceiver) 
     # as the ASGI middleware does: the extracted context is current while the server span runs
     token = otel_context.attach(propagate.extract(upstream))
     try:
-        with tracing_tracer.get_tracer("obs.test").start_as_current_span("server"):
+        with pipeline.get_tracer("obs.test").start_as_current_span("server"):
             headers: dict[str, str] = {}
             propagate.inject(headers)
     finally:
@@ -248,7 +248,7 @@ def test_log_records_and_their_breadcrumbs_are_scrubbed(sentry: SentryReceiver) 
 
 
 def test_the_tracing_hook_starts_sentry_from_settings_on_that_provider() -> None:
-    """Production start-up: init_tracing() calls attach_to_tracer_provider(provider)."""
+    """Production start-up: init_telemetry() calls attach_to_tracer_provider(provider)."""
     receiver = SentryReceiver().start()
     provider = TracerProvider()
     sibling = InMemorySpanExporter()  # stands for the PostgreSQL exporter beside Sentry
@@ -280,7 +280,7 @@ def test_shutdown_stops_sending_and_restores_the_propagator() -> None:
     receiver = SentryReceiver().start()
     before = propagate.get_global_textmap()
     try:
-        sentry_setup.init_sentry(receiver.dsn, provider=tracing_tracer.init_tracing())
+        sentry_setup.init_sentry(receiver.dsn, provider=pipeline.init_telemetry())
         assert sentry_setup.get_bridge().active
         sentry_setup.shutdown_sentry()
 

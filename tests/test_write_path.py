@@ -16,8 +16,8 @@ from campus_core.chat.knowledge import seed_documents
 from campus_core.chat.llm.offline import campus_policy, completion
 from campus_core.chat.models import Conversation, Message
 from tests.agent_helpers import run_turn
+from tracing.conventions.semconv import SpanCategory, classify
 from tracing.models import OTelSpan, OTelTrace
-from tracing.semconv import SpanCategory, classify
 
 pytestmark = pytest.mark.django_db(transaction=True)
 

@@ -1,8 +1,8 @@
-"""Agent traces: the OpenTelemetry pipeline that writes them and the models that hold them.
+"""Agent traces, along the data flow.
 
-``init_tracing`` / ``shutdown_tracing`` / ``get_tracer`` are the public entry points.
+``conventions`` (span names and their meaning) → ``pipeline`` (start-up: provider, tagger,
+queue) → ``export`` (spans → rows and trace summaries in PostgreSQL) → ``models``; the
+read side (``read``) and the synthetic data (``synthetic``, ``seed_traces``) build on
+those. Import the submodule you need: this package imports nothing, so Django can load the
+app before the models are ready.
 """
-
-from tracing.tracer import get_tracer, init_tracing, shutdown_tracing
-
-__all__ = ["get_tracer", "init_tracing", "shutdown_tracing"]

@@ -1,4 +1,10 @@
-"""PostgreSQL storage for agent traces: one OTelTrace per agent run, one OTelSpan per span."""
+"""PostgreSQL storage for agent traces: one OTelTrace per agent run, one OTelSpan per span.
+
+Owns the stored shapes and the names written into them: ``AgentStatus`` (a run's terminal
+status, compared everywhere as this enum), ``SPAN_COLUMNS`` (the span columns every writer
+and reader uses, in order) and ``SUMMARY_COLUMNS`` (the trace columns the exporter's
+summary maintains).
+"""
 
 from __future__ import annotations
 
@@ -10,6 +16,53 @@ from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now, Upper
 
 from campus_core.chat.models import Conversation, Message
+
+
+class AgentStatus(models.TextChoices):
+    """An agent run's status: ``RUNNING`` until its agent span is stored."""
+
+    RUNNING = "running"
+    COMPLETED = "completed"
+    ERROR = "error"
+    MAX_ITERATIONS = "max_iterations"
+
+
+# The stored span columns, in the order every writer (COPY) and reader uses them.
+SPAN_COLUMNS: tuple[str, ...] = (
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "name",
+    "span_kind",
+    "started_at",
+    "ended_at",
+    "duration_ms",
+    "status_code",
+    "status_message",
+    "attributes",
+    "events",
+    "scope",
+)
+# The trace columns derived from its spans (tracing.export.summary maintains them).
+SUMMARY_COLUMNS: tuple[str, ...] = (
+    "conversation_id",
+    "user_message_id",
+    "ai_message_id",
+    "agent_name",
+    "query",
+    "status",
+    "model",
+    "started_at",
+    "ended_at",
+    "total_duration_ms",
+    "total_input_tokens",
+    "total_output_tokens",
+    "iteration_count",
+    "tool_call_count",
+    "tools_used",
+    "span_count",
+    "root_span_id",
+)
 
 
 class OTelTrace(models.Model):
@@ -30,8 +83,7 @@ class OTelTrace(models.Model):
     )
     agent_name = models.CharField(max_length=200, blank=True, db_default="")
     query = models.TextField(blank=True, db_default="")
-    # "running" until the agent span arrives; then completed | error | max_iterations.
-    status = models.CharField(max_length=32, db_default="running")
+    status = models.CharField(max_length=32, db_default=AgentStatus.RUNNING.value)
     model = models.CharField(max_length=200, blank=True, db_default="")
     started_at = models.DateTimeField(null=True)
     ended_at = models.DateTimeField(null=True)
@@ -44,8 +96,7 @@ class OTelTrace(models.Model):
         models.CharField(max_length=200), db_default=RawSQL("'{}'::varchar[]", ()), blank=True
     )
     span_count = models.IntegerField(db_default=0)
-    # Whether the agent span (invoke_agent / agent_run) has been stored.
-    has_root = models.BooleanField(db_default=False)
+    # The agent span (invoke_agent / agent_run) once stored; '' until then.
     root_span_id = models.CharField(max_length=16, blank=True, db_default="")
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 

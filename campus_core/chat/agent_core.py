@@ -26,9 +26,10 @@ from campus_core.chat import knowledge
 from campus_core.chat.llm import LLMProvider, LLMResponse, ToolCall, get_provider
 from campus_core.chat.tools import TOOLS, Tool, ToolInputError, ToolResult
 from campus_core.observability.metrics import metrics
-from tracing import attributes as A
-from tracing import get_tracer
-from tracing.agent_run_tagger import enter_agent_run, exit_agent_run
+from tracing.conventions import attributes as A
+from tracing.models import AgentStatus
+from tracing.pipeline import get_tracer
+from tracing.pipeline.tagger import enter_agent_run, exit_agent_run
 
 logger = logging.getLogger(__name__)
 
@@ -44,25 +45,11 @@ AnswerHook = Callable[[str, str], Awaitable[int | None]]
 
 @dataclass
 class RunTotals:
-    status: str = "error"
+    status: AgentStatus = AgentStatus.ERROR
     iterations: int = 0
     tool_calls: int = 0
     input_tokens: int = 0
     output_tokens: int = 0
-
-
-def route_folders(question: str) -> list[str]:
-    """Knowledge routing: the document folders whose topic words appear in the question."""
-    words = {w.strip(".,?!").lower() for w in question.split()}
-    topics = {
-        "registrar": {"registration", "register", "transcript", "transcripts", "deadline", "drop"},
-        "financial_aid": {"scholarship", "scholarships", "grant", "fafsa", "tuition", "aid"},
-        "housing": {"housing", "dorm", "residence", "move-in", "hall"},
-        "library": {"library", "book", "books", "borrow", "borrowing"},
-        "it": {"wi-fi", "wifi", "password", "account", "internet"},
-        "dining": {"meal", "meals", "dining", "food"},
-    }
-    return [folder for folder, keys in topics.items() if words & keys]
 
 
 class AgentCore:
@@ -148,7 +135,7 @@ class AgentCore:
                     }
                     if not response.tool_calls:
                         answer = response.content
-                        totals.status = "completed"
+                        totals.status = AgentStatus.COMPLETED
                         break
                     messages.append(_assistant_tool_message(response))
                     for call in response.tool_calls:
@@ -174,7 +161,7 @@ class AgentCore:
                     iteration.set_attribute(A.ITERATION_TOOL_CALLS, calls_here)
                     iteration.end()
             else:
-                totals.status = "max_iterations"
+                totals.status = AgentStatus.MAX_ITERATIONS
                 answer = (
                     "I could not finish within the allowed number of steps. "
                     "Please rephrase or narrow the question."
@@ -183,7 +170,7 @@ class AgentCore:
             if on_answer is not None:
                 # Current for the hook's duration (no yield inside), so its INSERT nests here.
                 with trace.use_span(root, end_on_exit=False):
-                    ai_message_id = await on_answer(answer, totals.status)
+                    ai_message_id = await on_answer(answer, totals.status.value)
                 if ai_message_id:
                     root.set_attribute(A.AI_MESSAGE_ID, ai_message_id)
             root.set_attribute(
@@ -191,27 +178,36 @@ class AgentCore:
                 json.dumps([{"role": "assistant", "parts": [{"type": "text", "content": answer}]}]),
             )
             with trace.use_span(root, end_on_exit=False):
-                logger.info("agent run finished", extra={"status": totals.status})
+                logger.info("agent run finished", extra={"status": totals.status.value})
             yield {
                 "type": "final",
-                "status": totals.status,
+                "status": totals.status.value,
                 "content": answer,
                 "trace_id": trace_id,
             }
         except Exception as exc:
-            totals.status = "error"
+            totals.status = AgentStatus.ERROR
             root.record_exception(exc)
             root.set_status(Status(StatusCode.ERROR, str(exc)))
             with trace.use_span(root, end_on_exit=False):
                 logger.exception("agent run failed")
-            yield {"type": "error", "status": "error", "message": str(exc), "trace_id": trace_id}
+            yield {
+                "type": "error",
+                "status": totals.status.value,
+                "message": str(exc),
+                "trace_id": trace_id,
+            }
         finally:
-            if totals.status == "error" and root.is_recording() and not _has_error_status(root):
+            if (
+                totals.status is AgentStatus.ERROR
+                and root.is_recording()
+                and not _has_error_status(root)
+            ):
                 # Closed before finishing (e.g. the client went away).
                 root.set_status(Status(StatusCode.ERROR, "agent run cancelled"))
             root.set_attributes(
                 {
-                    A.AGENT_STATUS: totals.status,
+                    A.AGENT_STATUS: totals.status.value,
                     A.AGENT_ITERATIONS: totals.iterations,
                     A.AGENT_TOOL_CALLS: totals.tool_calls,
                     A.GEN_AI_USAGE_INPUT_TOKENS: totals.input_tokens,
@@ -224,7 +220,7 @@ class AgentCore:
 
     def _route(self, question: str, parent: Context) -> list[str]:
         with self.tracer.start_as_current_span(A.SPAN_KNOWLEDGE_ROUTING, context=parent) as span:
-            folders = route_folders(question)
+            folders = knowledge.route_folders(question)
             span.set_attribute(A.ROUTING_FOLDER_COUNT, len(folders))
             span.set_attribute(A.ROUTING_FOLDERS, folders or list(knowledge.FOLDERS))
             return folders
@@ -346,12 +342,12 @@ def _assistant_tool_message(response: LLMResponse) -> dict[str, Any]:
 def _emit_agent_metrics(totals: RunTotals, used_tools: set[str]) -> None:
     """Golden signals of one agent run, from every terminal path."""
     metrics.increment("agent.run.count")
-    metrics.increment(f"agent.run.status.{totals.status}")
-    if totals.status == "error":
+    metrics.increment(f"agent.run.status.{totals.status.value}")
+    if totals.status is AgentStatus.ERROR:
         metrics.increment("agent.run.error_count")
     metrics.record("agent.iteration_count", totals.iterations)
     metrics.record("agent.tool_call_count", totals.tool_calls)
     metrics.record("agent.tokens.input", totals.input_tokens)
     metrics.record("agent.tokens.output", totals.output_tokens)
-    if totals.status == "completed" and not used_tools:
+    if totals.status is AgentStatus.COMPLETED and not used_tools:
         metrics.increment("agent.no_tool_calls_count")

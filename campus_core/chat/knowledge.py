@@ -1,4 +1,5 @@
-"""The knowledge base the agent searches: sample campus documents and their full-text search."""
+"""The knowledge base the agent searches: sample campus documents, their full-text search,
+and the routing of a question to the folders worth searching."""
 
 from __future__ import annotations
 
@@ -82,6 +83,20 @@ class SearchHit:
     title: str
     content: str
     rank: float
+
+
+def route_folders(question: str) -> list[str]:
+    """Knowledge routing: the document folders whose topic words appear in the question."""
+    words = {w.strip(".,?!").lower() for w in question.split()}
+    topics = {
+        "registrar": {"registration", "register", "transcript", "transcripts", "deadline", "drop"},
+        "financial_aid": {"scholarship", "scholarships", "grant", "fafsa", "tuition", "aid"},
+        "housing": {"housing", "dorm", "residence", "move-in", "hall"},
+        "library": {"library", "book", "books", "borrow", "borrowing"},
+        "it": {"wi-fi", "wifi", "password", "account", "internet"},
+        "dining": {"meal", "meals", "dining", "food"},
+    }
+    return [folder for folder, keys in topics.items() if words & keys]
 
 
 def refresh_search_vectors() -> None:

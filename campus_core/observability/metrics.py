@@ -42,6 +42,10 @@ GOLDEN_SIGNALS: dict[str, str] = {
     "retrieval.empty_result_count": "Retrievals that found nothing",
     "retrieval.error_count": "Retrievals that raised",
 }
+# The tracing pipeline's own health, beside the table.
+PIPELINE_SIGNALS: dict[str, str] = {
+    "tracing.spans.dropped": "Spans lost on the write path, by reason (tracing.export.drops)",
+}
 TOOL_SIGNALS: dict[str, str] = {
     "tool.{name}.success_count": "Calls of the tool that succeeded",
     "tool.{name}.failure_count": "Calls rejected as bad input (reported back to the LLM)",
@@ -51,8 +55,8 @@ TOOL_SIGNALS: dict[str, str] = {
 
 
 def describe(name: str) -> str:
-    if name in GOLDEN_SIGNALS:
-        return GOLDEN_SIGNALS[name]
+    if name in GOLDEN_SIGNALS or name in PIPELINE_SIGNALS:
+        return GOLDEN_SIGNALS.get(name) or PIPELINE_SIGNALS[name]
     parts = name.split(".")
     if len(parts) == 3 and parts[0] == "tool":
         return TOOL_SIGNALS.get(f"tool.{{name}}.{parts[2]}", "")
@@ -135,6 +139,11 @@ class MetricsService:
         provider = provider_from_settings()
         self.use_meter_provider(provider)
         return provider
+
+    @property
+    def configured(self) -> bool:
+        """Whether a provider was chosen (by settings or handed over) for this process."""
+        return self._configured
 
     @property
     def meter_provider(self) -> otel_metrics.MeterProvider | None:

@@ -3,7 +3,7 @@
 
 Everything request-scoped in this project lives in context variables: the OTel current span
 (whose absence makes the ASGI request span a new trace root), the agent-run mark of
-``tracing.agent_run_tagger``, the log binding of ``RequestIdMiddleware``. Under asyncio a
+``tracing.pipeline.tagger``, the log binding of ``RequestIdMiddleware``. Under asyncio a
 request task does not reliably start from a clean context: when uvicorn pauses reading a
 connection (a request body above its 64 KiB flow-control limit) and the app resumes it from
 inside the request, asyncio re-registers the socket reader with a copy of *that request's*

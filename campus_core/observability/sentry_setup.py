@@ -5,7 +5,7 @@ Only when ``SENTRY_DSN`` is set. OpenTelemetry stays the only system that create
 - sentry-sdk runs with its own tracing off (``traces_sample_rate=None``, Django's span
   knobs off) and with the OTLP integration, which links every event and log to the
   current OTel span (the OTel trace id *is* Sentry's trace id);
-- spans reach Sentry's OTLP endpoint from OUR TracerProvider (``tracing.tracer``), through
+- spans reach Sentry's OTLP endpoint from OUR TracerProvider (``tracing.pipeline``), through
   ``SentrySpanBridge``, a processor that provider holds from start-up and that forwards to
   a ``BatchSpanProcessor(ScrubbingSpanExporter(OTLPSpanExporter))`` while Sentry is on.
   The integration's own exporter set-up is not used: it would look for (or install) a
@@ -286,7 +286,7 @@ def scrubber_from_settings() -> FerpaScrubber:
 
 
 def attach_to_tracer_provider(provider: TracerProvider) -> None:
-    """Hook called by ``tracing.tracer.init_tracing``: Sentry becomes a consumer of our
+    """Called by ``tracing.pipeline.init_telemetry``: Sentry becomes a consumer of our
     provider, and Sentry starts here when ``SENTRY_DSN`` is set."""
     with _lock:
         if provider not in _bridge.providers:
@@ -304,7 +304,7 @@ def init_sentry(
     **options: Any,
 ) -> bool:
     """Start sentry-sdk (``dsn`` or ``settings.SENTRY_DSN``; nothing without one) and
-    route ``provider``'s spans (default: the tracing app's provider) to it.
+    route ``provider``'s spans to it (without one: errors and logs only).
 
     ``options`` override the sentry_sdk.init options built from settings. Returns whether
     Sentry is on. Calling it again replaces the previous client and span pipeline.
@@ -356,10 +356,6 @@ def init_sentry(
         # setup_once runs once per process; register again in case a shutdown removed it.
         register_external_propagation_context(otel_propagation_context)
 
-        if provider is None:
-            from tracing.tracer import get_provider
-
-            provider = get_provider()
         if provider is not None:
             if provider not in _bridge.providers:
                 provider.add_span_processor(_bridge)

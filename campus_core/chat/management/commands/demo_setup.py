@@ -12,7 +12,7 @@ from django.core.management.base import BaseCommand
 
 from campus_core.chat.chat_service import ChatService
 from campus_core.chat.knowledge import seed_documents
-from tracing.tracer import force_flush
+from tracing.pipeline import force_flush, init_telemetry
 
 DEMO_QUESTIONS = [
     "When does the library open on weekends?",
@@ -33,6 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--skip-questions", action="store_true")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        init_telemetry()
         created = seed_documents()
         if created:
             self.stdout.write(f"seeded {created} campus documents")

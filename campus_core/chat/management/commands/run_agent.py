@@ -15,7 +15,7 @@ from campus_core.chat.chat_service import (
     clean_question,
 )
 from campus_core.chat.knowledge import seed_documents
-from tracing.tracer import force_flush
+from tracing.pipeline import force_flush, init_telemetry
 
 
 class Command(BaseCommand):
@@ -27,6 +27,7 @@ class Command(BaseCommand):
         parser.add_argument("--quiet", action="store_true", help="print only the trace id")
 
     def handle(self, *args: Any, **options: Any) -> None:
+        init_telemetry()
         try:
             question = clean_question(options["question"])
         except InvalidQuestion as exc:

@@ -2,7 +2,8 @@
 
 Three naming generations exist in stored data (see DESIGN.md): the current OpenTelemetry
 GenAI names (written now), the earlier GenAI names of the Sentry era, and this product's
-legacy names. Writers use only the current names; readers go through ``tracing.semconv``.
+legacy names. Writers use only the current names; readers go through
+``tracing.conventions.semconv``.
 """
 
 from typing import Final

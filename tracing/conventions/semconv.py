@@ -1,8 +1,9 @@
 """Span classification and attribute resolution across the three naming generations.
 
-The one place that knows what a span *is* (agent run, iteration, LLM call, tool call, ...)
-and where a concept (model, tokens, tool input, ...) lives in each naming generation.
-The exporter (trace summaries), the GraphQL API and the admin viewer all read through it.
+The one place that knows what a span *is* (``classify``: agent run, iteration, LLM call,
+tool call, ...), which naming ``Generation`` a name belongs to, and where a concept (model,
+tokens, tool input, ...) lives in each generation (``ALIASES``, the one alias table). The
+exporter (trace summaries), the GraphQL API and the admin viewer all read through it.
 
 The alias table is explicit, concept by concept, never a prefix rewrite: other
 conventions also use ``llm.*`` and ``tool.*`` keys that mean something else.
@@ -17,7 +18,9 @@ from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
 
-from tracing import attributes as A
+from opentelemetry.trace import SpanKind, StatusCode
+
+from tracing.conventions import attributes as A
 
 
 class SpanCategory(StrEnum):
@@ -33,12 +36,12 @@ class SpanCategory(StrEnum):
     OTHER = "other"
 
 
-class NamingGeneration(StrEnum):
-    """How an attribute map is presented: as stored, or translated into one generation."""
+class Generation(StrEnum):
+    """The attribute naming generations found in stored data (see DESIGN.md)."""
 
-    RAW = "raw"
-    GENAI = "genai"
-    LEGACY = "legacy"
+    CURRENT = "current"  # OpenTelemetry GenAI names, written now
+    EARLIER = "earlier"  # the GenAI names of the Sentry era; read, never written
+    LEGACY = "legacy"  # this product's first names; read, never written
 
 
 class Concept(StrEnum):
@@ -64,9 +67,14 @@ def _distinct_keys(*keys: str) -> tuple[str, ...]:
 
 @dataclass(frozen=True)
 class AliasKeys:
+    """One concept's key in each ``Generation`` (the fields are its members' values)."""
+
     current: str
     earlier: str
     legacy: str
+
+    def key(self, generation: Generation) -> str:
+        return str(getattr(self, generation.value))
 
     def all(self) -> tuple[str, ...]:
         # Order of preference when several generations are present on one span.
@@ -133,13 +141,13 @@ def get(attributes: Mapping[str, Any], concept: Concept) -> Any:
     return None
 
 
-def translate(attributes: Mapping[str, Any], generation: NamingGeneration) -> dict[str, Any]:
-    """The attribute map with every aliased key renamed into ``generation``.
+def translate(attributes: Mapping[str, Any], generation: Generation | None) -> dict[str, Any]:
+    """The attribute map with every aliased key renamed into ``generation`` (None: as stored).
 
     When a span carries the same concept under several generations, the target
     generation's own key keeps its value.
     """
-    if generation is NamingGeneration.RAW:
+    if generation is None:
         return dict(attributes)
     out: dict[str, Any] = {}
     owned: set[str] = set()
@@ -148,8 +156,7 @@ def translate(attributes: Mapping[str, Any], generation: NamingGeneration) -> di
         if concept is None:
             out[key] = value
             continue
-        keys = ALIASES[concept]
-        target = keys.current if generation is NamingGeneration.GENAI else keys.legacy
+        target = ALIASES[concept].key(generation)
         if key == target:
             out[target] = value
             owned.add(target)
@@ -193,7 +200,9 @@ def classify(name: str, attributes: Mapping[str, Any], span_kind: str = "") -> S
     if A.DB_SYSTEM in attributes or A.DB_SYSTEM_NAME in attributes:
         return SpanCategory.DATABASE
     if A.HTTP_REQUEST_METHOD in attributes or A.HTTP_METHOD in attributes:
-        return SpanCategory.REQUEST if span_kind.upper() == "SERVER" else SpanCategory.HTTP
+        return (
+            SpanCategory.REQUEST if span_kind.upper() == SpanKind.SERVER.name else SpanCategory.HTTP
+        )
     return SpanCategory.OTHER
 
 
@@ -314,8 +323,10 @@ def span_facts(name: str, attributes: Mapping[str, Any], span_kind: str = "") ->
 
 
 def agent_status(attributes: Mapping[str, Any], status_code: str) -> str:
-    """An agent run's terminal status: completed | error | max_iterations (or as recorded)."""
+    """An agent run's terminal status: an ``AgentStatus`` value (or as recorded)."""
+    from tracing.models import AgentStatus  # models need the app registry; this module not
+
     value = get(attributes, Concept.AGENT_STATUS)
     if isinstance(value, str) and value:
         return value
-    return "error" if status_code == "ERROR" else "completed"
+    return AgentStatus.ERROR if status_code == StatusCode.ERROR.name else AgentStatus.COMPLETED

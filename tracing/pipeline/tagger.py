@@ -12,7 +12,7 @@ import contextvars
 from opentelemetry.context import Context
 from opentelemetry.sdk.trace import ReadableSpan, Span, SpanProcessor
 
-from tracing.attributes import IN_AGENT_RUN
+from tracing.conventions.attributes import IN_AGENT_RUN
 
 _in_agent_run: contextvars.ContextVar[bool] = contextvars.ContextVar(
     "campuscore_in_agent_run", default=False
