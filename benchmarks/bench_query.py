@@ -49,6 +49,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from span_cases import span_cases, span_verdict  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
 
 SQL_LOG_ENV = "QBENCH_SQL_LOG"
@@ -357,7 +360,7 @@ def build_cases(large_spans: int) -> list[Case]:
                 count_variant=False,
             )
         )
-    return cases
+    return cases + span_cases(Case, sample_ids)
 
 
 # --- client side -------------------------------------------------------------------------
@@ -379,17 +382,21 @@ def _rows(data: dict[str, Any]) -> int:
         return 0
     if "traces" in data:
         return len(data["traces"]["edges"])
+    if "spans" in data:
+        return len(data["spans"]["edges"])
+    if "spanStats" in data:
+        return int(data["spanStats"]["count"])
     trace = data.get("trace")
     if not trace:
         return 0
     return len(trace["spans"]) if "spans" in trace else len(trace["spanColumns"]["ids"])
 
 
-def deep_cursor(client: Any, pages: int) -> str:
+def deep_cursor(client: Any, pages: int, query: str | None = None) -> str:
     after = None
     for _ in range(pages):
-        _, data = _post(client, _list_query(False), {"after": after})
-        after = data["traces"]["pageInfo"]["endCursor"]
+        _, data = _post(client, query or _list_query(False), {"after": after})
+        after = (data.get("traces") or data["spans"])["pageInfo"]["endCursor"]
     assert after
     return after
 
@@ -438,7 +445,7 @@ def measure(
         counted = run(case.query.replace(" pageInfo", " totalCount pageInfo"))
         for result, (samples, _, data) in zip(results, counted, strict=True):
             result.with_count = samples
-            result.total = data["traces"]["totalCount"]
+            result.total = (data.get("traces") or data["spans"])["totalCount"]
     return results
 
 
@@ -460,7 +467,9 @@ def verdict(cases: list[Case], results: list[Result], large_spans: int) -> list[
     single = [
         by_name[c.name]
         for c in cases
-        if c.name in by_name and all(set(v) == {"f"} and len(v["f"]) == 1 for v in c.variables)
+        if c.name in by_name
+        and c.query.lstrip().startswith("query Q")  # the trace list (spans: span_verdict)
+        and all(set(v) == {"f"} and len(v["f"]) == 1 for v in c.variables)
     ]
     if single:
         worst = max(single, key=lambda r: pct(r.samples, 95))
@@ -558,9 +567,13 @@ def explain(base_url: str, token: str, cases: list[Case], sql_log: Path) -> str:
                     if "graphql_api_apitoken" in sql:
                         continue  # authentication: the same for every case
                     statements_run += not with_count
-                    if not sql.lstrip().upper().startswith("SELECT"):
+                    if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
                         continue
-                    is_count = sql.lstrip().upper().startswith("SELECT COUNT(")
+                    # An aggregate query (spanStats) also starts with COUNT: only a list's
+                    # count is the count variant.
+                    is_count = case.count_variant and sql.lstrip().upper().startswith(
+                        "SELECT COUNT("
+                    )
                     if is_count != with_count:
                         continue  # the page statements are timed in the first variant
                     with connection.cursor() as cur:
@@ -649,7 +662,7 @@ def main() -> None:
             results: list[Result] = []
             for case in cases:
                 if case.after_pages:
-                    case.variables = [{"after": deep_cursor(client, case.after_pages)}]
+                    case.variables = [{"after": deep_cursor(client, case.after_pages, case.query)}]
                 if sql_log is None:
                     result, *other = measure(targets, case, args.requests, args.warmup)
                     results.append(result)
@@ -689,6 +702,8 @@ def main() -> None:
         print(compare_report(results, others, code_version(args.compare_with)))
     print()
     for line in verdict(cases, results, args.large_trace_spans):
+        print(line)
+    for line in span_verdict(results, pct):
         print(line)
     if args.json:
         args.json.write_text(

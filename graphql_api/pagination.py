@@ -15,7 +15,7 @@ from typing import Any
 from django.db.models import Q, QuerySet, Value
 from django.db.models.lookups import GreaterThanOrEqual, IsNull, LessThanOrEqual
 from strawberry import Info
-from strawberry.relay import from_base64
+from strawberry.relay import from_base64, to_base64
 from strawberry_django.relay import DjangoCursorEdge, OrderedCollectionCursor
 from strawberry_django.relay.cursor_connection import annotate_ordering_fields
 
@@ -51,6 +51,19 @@ def check_cursor(name: str, cursor: str) -> None:
         raise BadArgument(
             f"Invalid cursor in '{name}': pass back a cursor or pageInfo.endCursor unchanged."
         )
+
+
+def cursor_values(name: str, cursor: str) -> list[Any]:
+    """The keyset values a cursor carries (checked as ``check_cursor`` does); for the
+    connections paged by hand in the same cursor format (``spans``)."""
+    check_cursor(name, cursor)
+    values: list[Any] = json.loads(from_base64(cursor)[1])
+    return values
+
+
+def make_cursor(values: list[Any]) -> str:
+    """A cursor carrying keyset ``values``, in strawberry-django's cursor format."""
+    return to_base64(DjangoCursorEdge.CURSOR_PREFIX, json.dumps(values))
 
 
 def with_leading_bound(nodes: QuerySet, cursor: str, *, before: bool) -> QuerySet:

@@ -21,6 +21,8 @@ from graphql_api import conversations, pagination, stats
 from graphql_api.execution import YieldingExecutor
 from graphql_api.limits import DocumentLimits
 from graphql_api.spans import schema as spans
+from graphql_api.spans import search as span_search
+from graphql_api.spans import stats as span_stats
 from graphql_api.traces import schema as traces
 
 logger = logging.getLogger(__name__)
@@ -60,7 +62,17 @@ class Schema(strawberry.Schema):
             logger.warning("GraphQL request error: %s%s", " | ".join(client[:3]), more)
 
 
-Query = merge_types("Query", (traces.Query, spans.Query, conversations.Query, stats.Query))
+Query = merge_types(
+    "Query",
+    (
+        traces.Query,
+        spans.Query,
+        span_search.Query,
+        conversations.Query,
+        stats.Query,
+        span_stats.Query,
+    ),
+)
 
 schema = Schema(
     query=Query,

@@ -25,19 +25,19 @@ from tracing.read.tree import SpanTree
 TREE_FIELDS = frozenset({"depth", "offsetMs", "selfDurationMs", "isOrphan", "parent", "children"})
 
 
-def _asks_tree(selections: Sequence[Selection]) -> bool:
+def asks_tree(selections: Sequence[Selection]) -> bool:
     for selection in selections:
         if isinstance(selection, SelectedField) and selection.name in TREE_FIELDS:
             return True
         # A field's own selections belong to another object; a fragment's to this one.
-        if not isinstance(selection, SelectedField) and _asks_tree(selection.selections):
+        if not isinstance(selection, SelectedField) and asks_tree(selection.selections):
             return True
     return False
 
 
 async def placed_span(span: SpanRecord, info: Info) -> SpanType:
     """The ``Span`` of a record fetched without its trace, for the field ``info`` resolves."""
-    if any(_asks_tree(field.selections) for field in info.selected_fields):
+    if any(asks_tree(field.selections) for field in info.selected_fields):
         spans = await loaders(info).trace_spans.load(span.trace_id)
         placed = spans.get(span.span_id)
         if placed is not None:

@@ -38,13 +38,15 @@ SpanKind = strawberry.enum(
     name="AttributeNaming",
     description=(
         "How span attribute keys are presented: RAW as stored, GENAI renamed to current "
-        "OpenTelemetry GenAI keys, LEGACY renamed to this product's legacy keys."
+        "OpenTelemetry GenAI keys, LEGACY renamed to this product's legacy keys, "
+        "OPENINFERENCE renamed to OpenInference keys (llm.model_name, input.value, ...)."
     ),
 )
 class AttributeNaming(StrEnum):
     RAW = "raw"
     GENAI = "genai"
     LEGACY = "legacy"
+    OPENINFERENCE = "openinference"
 
     @property
     def generation(self) -> Generation | None:
@@ -56,6 +58,7 @@ _GENERATION_OF = {
     AttributeNaming.RAW: None,
     AttributeNaming.GENAI: Generation.CURRENT,
     AttributeNaming.LEGACY: Generation.LEGACY,
+    AttributeNaming.OPENINFERENCE: Generation.OPENINFERENCE,
 }
 
 SpanStatus = strawberry.enum(
@@ -87,7 +90,8 @@ def _optional_int(value: Any) -> int | None:
     name="GenAi",
     description=(
         "GenAI facts of a span, resolved across naming generations (current GenAI, earlier "
-        "GenAI, legacy): a legacy llm_call answers like a current chat span."
+        "GenAI, legacy, OpenInference): a legacy llm_call or an OpenInference LLM span "
+        "answers like a current chat span."
     ),
 )
 class GenAiType:
@@ -259,6 +263,12 @@ class SpanType:
     )
     def attribute(self, key: str) -> JSON | None:
         return semconv.resolve(self.record.attributes, key)
+
+    @strawberry.field(
+        description="service.name of the process that sent the span ('' when unknown)."
+    )
+    def service_name(self) -> str:
+        return self.record.service_name
 
 
 @strawberry.type(

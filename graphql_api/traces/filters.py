@@ -1,6 +1,8 @@
 """``TraceFilter``: the filters on agent runs, checked before any SQL runs.
 
-Shared by ``traces`` and ``traceStats`` (the same filters select the runs aggregated).
+Shared by ``traces`` and ``traceStats`` (the same filters select the runs aggregated),
+with the one default both apply: ``agent_runs_by_default`` (traces with no agent work
+are left out unless the filters ask for them).
 """
 
 from __future__ import annotations
@@ -14,7 +16,9 @@ from strawberry import Info
 
 from campus_core.text import unstorable_text
 from graphql_api.errors import BadArgument, given, parse_int_id
+from graphql_api.spans.attributes import AttributeFilter, conditions
 from tracing.models import AgentStatus, OTelTrace
+from tracing.read.span_search import spans_having
 
 
 @strawberry_django.filter_type(
@@ -67,10 +71,44 @@ class TraceFilter:
         return Q(**{f"{prefix}conversation_id": parse_int_id(value, "conversation")})
 
     @strawberry_django.filter_field(
+        description="Any of these services (service.name of the run's agent span)."
+    )
+    def service_name(self, value: list[str], prefix: str) -> Q:
+        return Q(**{f"{prefix}service_name__in": value})
+
+    @strawberry_django.filter_field(
+        description=(
+            "Runs of this conversation/session id, as sent (exact text): one of this "
+            "product's conversation ids or another service's session.id."
+        )
+    )
+    def session_id(self, value: str, prefix: str) -> Q:
+        return Q(**{f"{prefix}session_id": value})
+
+    @strawberry_django.filter_field(
+        description=(
+            f"true: agent runs only (status not {AgentStatus.NO_AGENT.value}); false: every "
+            "trace, including those without agent work (e.g. a service that sent only HTTP "
+            "spans). When neither this nor status is given, agent runs only."
+        )
+    )
+    def agent_runs_only(self, value: bool, prefix: str) -> Q:
+        return ~Q(**{f"{prefix}status": AgentStatus.NO_AGENT}) if value else Q()
+
+    @strawberry_django.filter_field(
         description="Case-insensitive substring of the user's query text."
     )
     def search(self, value: str, prefix: str) -> Q:
         return Q(**{f"{prefix}query__icontains": value})
+
+    @strawberry_django.filter_field(
+        description=(
+            "Runs having, for each condition, a span matching it (keys resolve across "
+            "naming generations, as in SpanFilter.attributes)."
+        )
+    )
+    def attributes(self, value: list[AttributeFilter], prefix: str) -> Q:
+        return spans_having(conditions(value), f"{prefix}id")
 
     @strawberry_django.filter_field
     def filter(self, info: Info, queryset: QuerySet, prefix: str) -> tuple[QuerySet, Q]:
@@ -105,6 +143,8 @@ class TraceFilter:
             ("toolUsed", given(self, "tool_used")),
             ("status", given(self, "status")),
             ("model", given(self, "model")),
+            ("serviceName", given(self, "service_name")),
+            ("sessionId", given(self, "session_id")),
         ):
             texts = value if isinstance(value, list) else [value]
             for text in texts:
@@ -112,3 +152,14 @@ class TraceFilter:
                 problem = unstorable_text(text) if text is not None else None
                 if problem is not None:
                     raise BadArgument(f"{name} must not contain {problem}.")
+
+
+def agent_runs_by_default(
+    traces: QuerySet[OTelTrace], filters: TraceFilter | None
+) -> QuerySet[OTelTrace]:
+    """``traces`` without the traces that have no agent work, unless the filters say which
+    traces they want (``agentRunsOnly`` or ``status``): a dashboard's run list does not fill
+    up with a service's plain HTTP traces, and ``trace(id)`` still finds them."""
+    if given(filters, "agent_runs_only") is None and given(filters, "status") is None:
+        return traces.exclude(status=AgentStatus.NO_AGENT)
+    return traces

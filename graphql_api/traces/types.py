@@ -46,7 +46,22 @@ class TraceType:
         description=(
             f"{AgentStatus.COMPLETED.value} | {AgentStatus.ERROR.value} | "
             f"{AgentStatus.MAX_ITERATIONS.value}, or {AgentStatus.RUNNING.value} until the "
-            "agent span arrives."
+            f"agent span arrives; {AgentStatus.NO_AGENT.value} while no span of the trace is "
+            "agent work (agent, iteration, LLM or tool span): such traces are left out of "
+            "the trace list unless asked for (TraceFilter.agentRunsOnly)."
+        )
+    )
+    service_name: str = strawberry_django.field(
+        description=(
+            "service.name of the agent span's process (until it arrives: of the earliest "
+            "span); this product's own runs carry OTEL_SERVICE_NAME."
+        )
+    )
+    session_id: str = strawberry_django.field(
+        description=(
+            "The run's conversation/session id as sent (gen_ai.conversation.id, session.id, "
+            "conversation.id), '' when none. Kept as text whether or not it is one of this "
+            "product's conversations (conversation links those)."
         )
     )
     model: str = strawberry_django.field(description="The model of the run ('' when none).")

@@ -41,14 +41,28 @@ class SpanRecord(NamedTuple):
     attributes: dict[str, Any]
     events: list[Any]
     scope: str
+    service_name: str
+    resource_id: int | None
+    kind: str
+    model: str | None
+    tool_name: str | None
+    input_tokens: int
+    output_tokens: int
 
 
 assert SpanRecord._fields == SPAN_COLUMNS, "SpanRecord must follow SPAN_COLUMNS"
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_TIME_COLUMNS = ("started_at", "ended_at")
-_JSON_COLUMNS = ("attributes", "events")
-_PLAIN_COLUMNS = tuple(c for c in SPAN_COLUMNS if c not in _TIME_COLUMNS + _JSON_COLUMNS)
+# What each column is read as (in SPAN_COLUMNS order, after the primary key): timestamps
+# as epoch microseconds, JSON as text; positions are those of the selected row.
+_READ_AS = {
+    "started_at": "_started_us",
+    "ended_at": "_ended_us",
+    "attributes": "_attributes",
+    "events": "_events",
+}
+_SELECTED = tuple(_READ_AS.get(c, c) for c in SPAN_COLUMNS)
+_STARTED, _ENDED, _ATTRIBUTES, _EVENTS = (1 + SPAN_COLUMNS.index(c) for c in _READ_AS)
 
 
 def parse_trace_id(value: str) -> uuid.UUID | None:
@@ -80,45 +94,25 @@ def span_records(spans: QuerySet[OTelSpan]) -> list[SpanRecord]:
     """``spans`` as records instead of model instances, read the cheap way: timestamps as
     epoch microseconds and JSON as text parsed by orjson. Django's timestamptz loader and
     its stdlib JSON decoding were most of the cost of reading a 1,000-span trace."""
+    return [record for _, record in keyed_span_records(spans)]
+
+
+def keyed_span_records(spans: QuerySet[OTelSpan]) -> list[tuple[int, SpanRecord]]:
+    """``span_records`` with each span's primary key (the last key of span search's keyset)."""
     rows = spans.annotate(
         _started_us=_epoch_us("started_at"),
         _ended_us=_epoch_us("ended_at"),
         _attributes=Cast("attributes", TextField()),
         _events=Cast("events", TextField()),
-    ).values_list(*_PLAIN_COLUMNS, "_started_us", "_ended_us", "_attributes", "_events")
-    out: list[SpanRecord] = []
-    for (
-        trace_id,
-        span_id,
-        parent_span_id,
-        name,
-        span_kind,
-        duration_ms,
-        status_code,
-        status_message,
-        scope,
-        started_us,
-        ended_us,
-        attributes,
-        events,
-    ) in rows:
-        out.append(
-            SpanRecord(
-                trace_id,
-                span_id,
-                parent_span_id,
-                name,
-                span_kind,
-                _EPOCH + timedelta(microseconds=started_us),
-                _EPOCH + timedelta(microseconds=ended_us),
-                duration_ms,
-                status_code,
-                status_message,
-                _loads(attributes),
-                _loads(events),
-                scope,
-            )
-        )
+    ).values_list("pk", *_SELECTED)
+    out: list[tuple[int, SpanRecord]] = []
+    for row in rows:
+        values = list(row)
+        values[_STARTED] = _EPOCH + timedelta(microseconds=values[_STARTED])
+        values[_ENDED] = _EPOCH + timedelta(microseconds=values[_ENDED])
+        values[_ATTRIBUTES] = _loads(values[_ATTRIBUTES])
+        values[_EVENTS] = _loads(values[_EVENTS])
+        out.append((values[0], SpanRecord._make(values[1:])))
     return out
 
 

@@ -210,8 +210,9 @@ def time_series(
 
 
 # A loose index scan: each step seeks the next distinct value in the btree index that
-# leads with the column (trace_status_idx, trace_model_idx), so a handful of distinct values
-# costs a handful of index probes instead of a pass over every trace.
+# leads with the column (trace_status_idx, trace_model_idx, trace_service_idx), so a
+# handful of distinct values costs a handful of index probes instead of a pass over every
+# trace.
 _DISTINCT_BY_INDEX = """
 WITH RECURSIVE v(value) AS (
     (SELECT {col} FROM tracing_oteltrace WHERE {col} > '' ORDER BY {col} LIMIT 1)
@@ -225,7 +226,7 @@ SELECT value FROM v WHERE value IS NOT NULL
 
 
 def _distinct_by_index(column: str) -> list[str]:
-    assert column in ("status", "model")  # identifiers, never user input
+    assert column in ("status", "model", "service_name")  # identifiers, never user input
     with connection.cursor() as cursor:
         cursor.execute(_DISTINCT_BY_INDEX.format(col=column))
         return [row[0] for row in cursor.fetchall()]
@@ -238,6 +239,11 @@ def distinct_statuses() -> list[str]:
 def distinct_models() -> list[str]:
     """Non-empty models, sorted."""
     return _distinct_by_index("model")
+
+
+def distinct_services() -> list[str]:
+    """Non-empty service names, sorted."""
+    return _distinct_by_index("service_name")
 
 
 def distinct_tools() -> list[str]:

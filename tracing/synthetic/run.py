@@ -7,6 +7,7 @@ answer for conversation turns; named in any ``Generation``.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable
@@ -21,7 +22,7 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from campus_core.chat.knowledge import FOLDERS, route_folders
 from tracing.conventions import attributes as A
 from tracing.conventions.semconv import Generation
-from tracing.export.rows import SpanRow, build_row
+from tracing.export.rows import ResourceRef, SpanRow, build_row, resource_ref
 from tracing.models import AgentStatus
 from tracing.pipeline.tagger import enter_agent_run, exit_agent_run
 from tracing.synthetic.names import chat_attributes, root_attributes, tool_attributes
@@ -311,8 +312,17 @@ def build(run: AgentRun, rng: random.Random, start_us: int) -> BuiltRun:
     return BuiltRun(trace_id, b.spans, status, answered_at)
 
 
+@functools.cache
+def own_resource(cap: int) -> ResourceRef:
+    """This process's resource (``OTEL_SERVICE_NAME``), as its exporter stores it."""
+    from tracing.pipeline import service_resource  # the pipeline imports the exporter
+
+    return resource_ref(service_resource().attributes, cap)
+
+
 def to_rows(built: BuiltRun, cap: int) -> list[SpanRow]:
     """The stored rows of a built run, exactly as the exporter would make them."""
+    resource = own_resource(cap)
     return [
         build_row(
             built.trace_id,
@@ -328,6 +338,7 @@ def to_rows(built: BuiltRun, cap: int) -> list[SpanRow]:
             s.events,
             s.scope,
             cap,
+            resource,
         )
         for s in built.spans
     ]
