@@ -138,6 +138,9 @@ USE_TZ = True
 # Wall-clock cap of one GraphQL operation (validation and execution); past it the
 # operation is cancelled and answered with an error (graphql_api/README.md, "Limits").
 GRAPHQL_OPERATION_TIMEOUT_S = float(os.environ.get("GRAPHQL_OPERATION_TIMEOUT_S", "5"))
+# GraphQL requests one user (session or token) may have in flight in one server process;
+# past it: 429 with Retry-After, so one client cannot hold every worker.
+GRAPHQL_MAX_IN_FLIGHT_PER_USER = env_int("GRAPHQL_MAX_IN_FLIGHT_PER_USER", 4)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".local" / "static"
