@@ -9,12 +9,11 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
 from django.db.models import Count, Q, QuerySet, Sum
 from opentelemetry.trace import StatusCode
 
 from tracing.models import OTelSpan
-from tracing.read.stats import PERCENTILES, Bucket, PercentilesCont
+from tracing.read.stats import PERCENTILES, Bucket, PercentilesCont, bucketed_series
 
 _ERROR = StatusCode.ERROR.name  # how the exporter stores the status code
 
@@ -79,40 +78,12 @@ def span_time_series(
 ) -> list[dict[str, Any]]:
     """Count, errors, p95 duration and tokens per bucket over [start, end), every bucket
     present (empty ones as zeros). One query; the caller bounds the number of buckets."""
-    inner, params = (
-        spans.filter(started_at__gte=start, started_at__lt=end)
-        .order_by()
-        .values("started_at", "status_code", "duration_ms", "input_tokens", "output_tokens")
-        .query.sql_with_params()
+    return bucketed_series(
+        spans,
+        bucket,
+        start,
+        end,
+        status=("status_code", _ERROR),
+        duration="duration_ms",
+        tokens=("input_tokens", "output_tokens"),
     )
-    sql = f"""
-        WITH agg AS (
-            SELECT date_trunc(%s, s.started_at) AS bucket, count(*) AS n,
-                   count(*) FILTER (WHERE s.status_code = %s) AS errors,
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY s.duration_ms) AS p95,
-                   sum(s.input_tokens) AS tokens_in, sum(s.output_tokens) AS tokens_out
-            FROM ({inner}) AS s GROUP BY 1
-        )
-        SELECT b.bucket, coalesce(agg.n, 0), coalesce(agg.errors, 0), agg.p95,
-               coalesce(agg.tokens_in, 0), coalesce(agg.tokens_out, 0)
-        FROM generate_series(date_trunc(%s, %s::timestamptz),
-                             %s::timestamptz - interval '1 microsecond', %s::interval) AS b(bucket)
-        LEFT JOIN agg ON agg.bucket = b.bucket
-        ORDER BY b.bucket
-    """
-    unit = bucket.value
-    with connection.cursor() as cursor:
-        params_all: list[Any] = [unit, _ERROR, *params, unit, start, end, bucket.width]
-        cursor.execute(sql, params_all)
-        rows = cursor.fetchall()
-    return [
-        {
-            "start": start_at,
-            "count": count,
-            "errors": errors,
-            "p95": p95,
-            "input_tokens": tokens_in,
-            "output_tokens": tokens_out,
-        }
-        for start_at, count, errors, p95, tokens_in, tokens_out in rows
-    ]

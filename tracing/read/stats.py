@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
-from django.db import connection
+from django.db import connection, connections, router
 from django.db.models import Aggregate, Count, FloatField, Q, QuerySet, Sum
 
 from tracing.models import AgentStatus, OTelTrace
@@ -95,8 +95,8 @@ def breakdown_by_status(traces: QuerySet[OTelTrace]) -> list[dict[str, Any]]:
     return _group_rows(traces, "status")
 
 
-def _sql_of(traces: QuerySet[OTelTrace], *columns: str) -> tuple[str, tuple[Any, ...]]:
-    sql, params = traces.order_by().values(*columns).query.sql_with_params()
+def _sql_of(rows: QuerySet[Any], *columns: str) -> tuple[str, tuple[Any, ...]]:
+    sql, params = rows.order_by().values(*columns).query.sql_with_params()
     return sql, tuple(params)
 
 
@@ -158,23 +158,50 @@ def time_series(
     traces: QuerySet[OTelTrace], bucket: Bucket, start: datetime, end: datetime
 ) -> list[dict[str, Any]]:
     """Count, errors, p95 duration and tokens per bucket over [start, end), every bucket
-    present (empty ones as zeros): aggregated by ``date_trunc``, joined to
-    ``generate_series``. One query. The caller bounds the number of buckets."""
+    present (empty ones as zeros). One query. The caller bounds the number of buckets."""
+    return bucketed_series(
+        traces,
+        bucket,
+        start,
+        end,
+        status=("status", AgentStatus.ERROR.value),
+        duration="total_duration_ms",
+        tokens=("total_input_tokens", "total_output_tokens"),
+    )
+
+
+def bucketed_series(
+    rows: QuerySet[Any],
+    bucket: Bucket,
+    start: datetime,
+    end: datetime,
+    *,
+    status: tuple[str, str],
+    duration: str,
+    tokens: tuple[str, str],
+) -> list[dict[str, Any]]:
+    """Count, errors, p95 duration and tokens per bucket of ``started_at`` over [start,
+    end) of ``rows`` (runs or spans), every bucket present (empty ones as zeros):
+    aggregated by ``date_trunc``, joined to ``generate_series``. One query. ``status`` is
+    the status column and its error value; the column names are identifiers of our own
+    models, never user input."""
+    status_column, error_value = status
+    tokens_in, tokens_out = tokens
     inner, params = _sql_of(
-        traces.filter(started_at__gte=start, started_at__lt=end),
+        rows.filter(started_at__gte=start, started_at__lt=end),
         "started_at",
-        "status",
-        "total_duration_ms",
-        "total_input_tokens",
-        "total_output_tokens",
+        status_column,
+        duration,
+        tokens_in,
+        tokens_out,
     )
     sql = f"""
         WITH agg AS (
-            SELECT date_trunc(%s, t.started_at) AS bucket, count(*) AS n,
-                   count(*) FILTER (WHERE t.status = %s) AS errors,
-                   percentile_cont(0.95) WITHIN GROUP (ORDER BY t.total_duration_ms) AS p95,
-                   sum(t.total_input_tokens) AS tokens_in, sum(t.total_output_tokens) AS tokens_out
-            FROM ({inner}) AS t GROUP BY 1
+            SELECT date_trunc(%s, r.started_at) AS bucket, count(*) AS n,
+                   count(*) FILTER (WHERE r.{status_column} = %s) AS errors,
+                   percentile_cont(0.95) WITHIN GROUP (ORDER BY r.{duration}) AS p95,
+                   sum(r.{tokens_in}) AS tokens_in, sum(r.{tokens_out}) AS tokens_out
+            FROM ({inner}) AS r GROUP BY 1
         )
         SELECT b.bucket, coalesce(agg.n, 0), coalesce(agg.errors, 0), agg.p95,
                coalesce(agg.tokens_in, 0), coalesce(agg.tokens_out, 0)
@@ -184,18 +211,10 @@ def time_series(
         ORDER BY b.bucket
     """
     unit = bucket.value
-    with connection.cursor() as cursor:
-        params_all: list[Any] = [
-            unit,
-            AgentStatus.ERROR.value,
-            *params,
-            unit,
-            start,
-            end,
-            bucket.width,
-        ]
+    with connections[router.db_for_read(rows.model)].cursor() as cursor:
+        params_all = [unit, error_value, *params, unit, start, end, bucket.width]
         cursor.execute(sql, params_all)
-        rows = cursor.fetchall()
+        fetched = cursor.fetchall()
     return [
         {
             "start": start_at,
@@ -205,7 +224,7 @@ def time_series(
             "input_tokens": tokens_in,
             "output_tokens": tokens_out,
         }
-        for start_at, count, errors, p95, tokens_in, tokens_out in rows
+        for start_at, count, errors, p95, tokens_in, tokens_out in fetched
     ]
 
 
