@@ -16,8 +16,12 @@ from django.db.models import Q, QuerySet
 from opentelemetry.trace import StatusCode
 from strawberry import Info
 
-from campus_core.text import unstorable_text
 from graphql_api.errors import BadArgument, given, parse_trace_id
+from graphql_api.filter_checks import (
+    check_duration_and_window,
+    check_storable_texts,
+    checked_filters,
+)
 from graphql_api.spans.attributes import AttributeFilter, conditions
 from graphql_api.spans.types import SpanKind, SpanStatus
 from graphql_api.traces.filters import TraceFilter
@@ -97,38 +101,18 @@ class SpanFilter:
 
     @strawberry_django.filter_field
     def filter(self, info: Info, queryset: QuerySet, prefix: str) -> tuple[QuerySet, Q]:
-        self.validate()
-        return strawberry_django.process_filters(
-            self,  # type: ignore[arg-type]
-            queryset,
-            info,
-            prefix,
-            skip_object_filter_method=True,
-        )
+        return checked_filters(self, info, queryset, prefix)
 
     def validate(self) -> None:
         """Arguments that cannot describe any span are errors, not empty pages."""
-        lo, hi = given(self, "min_duration_ms"), given(self, "max_duration_ms")
-        for name, value in (("minDurationMs", lo), ("maxDurationMs", hi)):
-            if value is not None and (value < 0 or value != value):
-                raise BadArgument(f"{name} must be a non-negative number, got {value}.")
-        if lo is not None and hi is not None and lo > hi:
-            raise BadArgument(f"minDurationMs ({lo}) is greater than maxDurationMs ({hi}).")
-        after, before = given(self, "started_after"), given(self, "started_before")
-        if after is not None and before is not None and after >= before:
-            raise BadArgument(
-                f"startedAfter ({after.isoformat()}) must be before "
-                f"startedBefore ({before.isoformat()})."
+        check_duration_and_window(self)
+        check_storable_texts(
+            (
+                ("name", given(self, "name")),
+                ("model", given(self, "model")),
+                ("toolName", given(self, "tool_name")),
             )
-        for name, value in (
-            ("name", given(self, "name")),
-            ("model", given(self, "model")),
-            ("toolName", given(self, "tool_name")),
-        ):
-            for text in value or ():
-                problem = unstorable_text(text)
-                if problem is not None:
-                    raise BadArgument(f"{name} must not contain {problem}.")
+        )
 
 
 @strawberry_django.order_type(

@@ -14,8 +14,12 @@ import strawberry_django
 from django.db.models import Q, QuerySet
 from strawberry import Info
 
-from campus_core.text import unstorable_text
 from graphql_api.errors import BadArgument, given, parse_int_id
+from graphql_api.filter_checks import (
+    check_duration_and_window,
+    check_storable_texts,
+    checked_filters,
+)
 from graphql_api.spans.attributes import AttributeFilter, conditions
 from tracing.models import AgentStatus, OTelTrace
 from tracing.read.span_search import spans_having
@@ -112,46 +116,24 @@ class TraceFilter:
 
     @strawberry_django.filter_field
     def filter(self, info: Info, queryset: QuerySet, prefix: str) -> tuple[QuerySet, Q]:
-        self.validate()
-        return strawberry_django.process_filters(
-            self,  # type: ignore[arg-type]
-            queryset,
-            info,
-            prefix,
-            skip_object_filter_method=True,
-        )
+        return checked_filters(self, info, queryset, prefix)
 
     def validate(self) -> None:
         """Arguments that cannot describe any trace are errors, not empty pages."""
-        lo, hi = given(self, "min_duration_ms"), given(self, "max_duration_ms")
-        for name, value in (("minDurationMs", lo), ("maxDurationMs", hi)):
-            if value is not None and (value < 0 or value != value):
-                raise BadArgument(f"{name} must be a non-negative number, got {value}.")
-        if lo is not None and hi is not None and lo > hi:
-            raise BadArgument(f"minDurationMs ({lo}) is greater than maxDurationMs ({hi}).")
-        after, before = given(self, "started_after"), given(self, "started_before")
-        if after is not None and before is not None and after >= before:
-            raise BadArgument(
-                f"startedAfter ({after.isoformat()}) must be before "
-                f"startedBefore ({before.isoformat()})."
-            )
+        check_duration_and_window(self)
         search = given(self, "search")
         if search is not None and not search.strip():
             raise BadArgument("search must not be empty.")
-        for name, value in (
-            ("search", search),
-            ("toolUsed", given(self, "tool_used")),
-            ("status", given(self, "status")),
-            ("model", given(self, "model")),
-            ("serviceName", given(self, "service_name")),
-            ("sessionId", given(self, "session_id")),
-        ):
-            texts = value if isinstance(value, list) else [value]
-            for text in texts:
-                # Say so instead of failing in the database driver.
-                problem = unstorable_text(text) if text is not None else None
-                if problem is not None:
-                    raise BadArgument(f"{name} must not contain {problem}.")
+        check_storable_texts(
+            (
+                ("search", search),
+                ("toolUsed", given(self, "tool_used")),
+                ("status", given(self, "status")),
+                ("model", given(self, "model")),
+                ("serviceName", given(self, "service_name")),
+                ("sessionId", given(self, "session_id")),
+            )
+        )
 
 
 def agent_runs_by_default(
