@@ -8,6 +8,7 @@ Every number is computed by PostgreSQL (``tracing.read.stats``): percentiles wit
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from datetime import datetime
 from typing import Annotated, Any, NewType
 
@@ -117,75 +118,113 @@ class TimeBucket:
         )
 
 
-@strawberry.type(
-    name="TraceStats",
-    description="Aggregates over the agent runs matching the filters.",
-)
-class TraceStats:
-    traces: strawberry.Private[QuerySet[OTelTrace]]
-    filters: strawberry.Private[TraceFilter | None]
-    _summary: strawberry.Private[asyncio.Future[dict[str, Any]] | None] = None
+def headline_stats(
+    read: Callable[[QuerySet[Any]], dict[str, Any]],
+    *,
+    errors_doc: str,
+    error_rate_doc: str,
+    duration_doc: str,
+    input_tokens_doc: str | None = None,
+    output_tokens_doc: str | None = None,
+) -> type:
+    """The base of ``TraceStats`` and ``SpanStats``: the selected ``rows``, their
+    ``filters`` and the headline fields, which share the one query ``read`` (a summary row:
+    count, errors, p50/p95/p99, input_tokens, output_tokens). The descriptions name what is
+    counted (runs or spans)."""
 
-    async def summary(self) -> dict[str, Any]:
-        # Several fields share one aggregate query.
-        if self._summary is None:
-            self._summary = asyncio.ensure_future(sync_to_async(reads.trace_summary)(self.traces))
-        return await self._summary
+    @strawberry.type
+    class Headline:
+        rows: strawberry.Private[QuerySet[Any]]
+        filters: strawberry.Private[Any]
+        _summary: strawberry.Private[asyncio.Future[dict[str, Any]] | None] = None
 
-    @strawberry.field
-    async def count(self) -> int:
-        return int((await self.summary())["count"])
+        async def summary(self) -> dict[str, Any]:
+            # Several fields share one aggregate query.
+            if self._summary is None:
+                self._summary = asyncio.ensure_future(sync_to_async(read)(self.rows))
+            return await self._summary
 
-    @strawberry.field(description="Runs whose status is error.")
-    async def errors(self) -> int:
-        return int((await self.summary())["errors"])
+        @strawberry.field
+        async def count(self) -> int:
+            return int((await self.summary())["count"])
 
-    @strawberry.field(description="errors / count (0 when there are no runs).")
-    async def error_rate(self) -> float:
-        row = await self.summary()
-        return row["errors"] / row["count"] if row["count"] else 0.0
+        @strawberry.field(description=errors_doc)
+        async def errors(self) -> int:
+            return int((await self.summary())["errors"])
 
-    @strawberry.field(description="Percentiles of the whole-run duration.")
-    async def duration_ms(self) -> DurationPercentiles:
-        row = await self.summary()
-        return DurationPercentiles(p50=row["p50"], p95=row["p95"], p99=row["p99"])
+        @strawberry.field(description=error_rate_doc)
+        async def error_rate(self) -> float:
+            row = await self.summary()
+            return row["errors"] / row["count"] if row["count"] else 0.0
 
-    @strawberry.field
-    async def input_tokens(self) -> BigInt:
-        return (await self.summary())["input_tokens"]
+        @strawberry.field(description=duration_doc)
+        async def duration_ms(self) -> DurationPercentiles:
+            row = await self.summary()
+            return DurationPercentiles(p50=row["p50"], p95=row["p95"], p99=row["p99"])
 
-    @strawberry.field
-    async def output_tokens(self) -> BigInt:
-        return (await self.summary())["output_tokens"]
+        @strawberry.field(description=input_tokens_doc)
+        async def input_tokens(self) -> BigInt:
+            return (await self.summary())["input_tokens"]
 
-    @strawberry.field(description="Per model, most frequent first.")
-    async def by_model(self) -> list[StatsGroup]:
-        rows = await sync_to_async(reads.breakdown_by_model)(self.traces)
-        return [StatsGroup.of(row) for row in rows]
+        @strawberry.field(description=output_tokens_doc)
+        async def output_tokens(self) -> BigInt:
+            return (await self.summary())["output_tokens"]
 
-    @strawberry.field(description="Per status, most frequent first.")
-    async def by_status(self) -> list[StatsGroup]:
-        rows = await sync_to_async(reads.breakdown_by_status)(self.traces)
-        return [StatsGroup.of(row) for row in rows]
+    return Headline
 
-    @strawberry.field(
-        description="Per tool: the runs in which any span called it (a run counts once per tool)."
-    )
-    async def by_tool(self) -> list[StatsGroup]:
-        rows = await sync_to_async(reads.breakdown_by_tool)(self.traces)
-        return [StatsGroup.of(row) for row in rows]
 
-    @strawberry.field(description="Runs " + TIME_SERIES_DESCRIPTION)
+def time_series_field(
+    what: str, read: Callable[[QuerySet[Any], reads.Bucket, datetime, datetime], list[Any]]
+) -> Any:
+    """The ``timeSeries`` field of a ``headline_stats`` type: ``read`` per bucket over the
+    checked range (``bucket_range``); ``what`` (Runs, Spans) begins the description."""
+
     async def time_series(
-        self,
+        self: Any,
         bucket: TimeBucketSize,  # type: ignore[valid-type]
         from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
         to: datetime | None = None,
     ) -> list[TimeBucket]:
         size = reads.Bucket(bucket)
         start, end = bucket_range(size, from_, to, self.filters)
-        rows = await sync_to_async(reads.time_series)(self.traces, size, start, end)
+        rows = await sync_to_async(read)(self.rows, size, start, end)
         return [TimeBucket.of(row) for row in rows]
+
+    return strawberry.field(resolver=time_series, description=f"{what} {TIME_SERIES_DESCRIPTION}")
+
+
+# Any: mypy cannot follow a base class built at import time.
+_RunHeadline: Any = headline_stats(
+    reads.trace_summary,
+    errors_doc="Runs whose status is error.",
+    error_rate_doc="errors / count (0 when there are no runs).",
+    duration_doc="Percentiles of the whole-run duration.",
+)
+
+
+@strawberry.type(
+    name="TraceStats",
+    description="Aggregates over the agent runs matching the filters.",
+)
+class TraceStats(_RunHeadline):
+    @strawberry.field(description="Per model, most frequent first.")
+    async def by_model(self) -> list[StatsGroup]:
+        rows = await sync_to_async(reads.breakdown_by_model)(self.rows)
+        return [StatsGroup.of(row) for row in rows]
+
+    @strawberry.field(description="Per status, most frequent first.")
+    async def by_status(self) -> list[StatsGroup]:
+        rows = await sync_to_async(reads.breakdown_by_status)(self.rows)
+        return [StatsGroup.of(row) for row in rows]
+
+    @strawberry.field(
+        description="Per tool: the runs in which any span called it (a run counts once per tool)."
+    )
+    async def by_tool(self) -> list[StatsGroup]:
+        rows = await sync_to_async(reads.breakdown_by_tool)(self.rows)
+        return [StatsGroup.of(row) for row in rows]
+
+    time_series = time_series_field("Runs", reads.time_series)
 
 
 @strawberry.type(description="Distinct values for the filter dropdowns.")
@@ -222,7 +261,7 @@ class Query:
     async def trace_stats(self, info: Info, filters: TraceFilter | None = None) -> TraceStats:
         # Building the queryset validates the filters; it runs no query.
         traces = _filtered(filters, info)
-        return TraceStats(traces=traces, filters=filters)
+        return TraceStats(rows=traces, filters=filters)
 
     @strawberry.field(
         description="Distinct statuses, models, tools and services.", extensions=staff_only()
