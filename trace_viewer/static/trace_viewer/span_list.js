@@ -3,9 +3,11 @@
 
 import { fetchSpanPage, isError, spanKind, urlFor, viewerConfig } from "./api.js";
 import { clear, formatDuration, formatNumber, formatTime, h, showError } from "./dom.js";
+import {
+  checkedFilter, fillForm, listFilter, pageSize, params, renderPager, renderSortHeaders,
+  wireNavigation,
+} from "./list_page.js";
 
-const PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 200;
 // URL parameter → SpanFilter field (same names). Lists: the API takes "any of these".
 const LIST_FILTERS = ["kind", "name", "model", "toolName", "status"];
 const TEXT_FILTERS = ["minDurationMs", "startedAfter", "startedBefore", "traceId"];
@@ -13,6 +15,7 @@ const ATTRIBUTE_PARAMS = ["attrKey", "attrOp", "attrValue"];
 const NUMERIC_OPS = new Set(["gt", "gte", "lt", "lte"]);
 const ORDER_FIELDS = new Set(["startedAt", "durationMs"]);
 const DEFAULT_ORDER = "-startedAt";
+const PAGE_PARAMS = ["after"];
 
 const root = document.querySelector('[data-viewer="spans"]');
 const form = root.querySelector("form.span-filters");
@@ -22,17 +25,6 @@ const summary = root.querySelector(".span-list-summary");
 const pager = root.querySelector(".span-list-pager");
 const config = viewerConfig();
 let loadSeq = 0;
-
-function params() {
-  return new URLSearchParams(window.location.search);
-}
-
-// datetime-local values are read as UTC (see formatTime).
-function utcIso(local) {
-  const withSeconds = /T\d\d:\d\d$/.test(local) ? `${local}:00` : local;
-  const date = new Date(`${withSeconds}Z`);
-  return Number.isNaN(date.getTime()) ? null : date.toISOString();
-}
 
 // The attribute value as typed: JSON when it parses (42, true, "x", [..]), else the text.
 function jsonValue(text) {
@@ -47,24 +39,10 @@ function jsonValue(text) {
 function filtersFromUrl(search) {
   const filters = {};
   const problems = [];
-  for (const name of LIST_FILTERS) {
-    const values = search.getAll(name).map((v) => v.trim()).filter(Boolean);
-    if (values.length) filters[name] = values;
-  }
+  for (const name of LIST_FILTERS) listFilter(search, name, filters);
   for (const name of TEXT_FILTERS) {
     const raw = (search.get(name) || "").trim();
-    if (!raw) continue;
-    if (name === "minDurationMs") {
-      const value = Number(raw);
-      if (Number.isFinite(value) && value >= 0) filters[name] = value;
-      else problems.push(`Minimum duration must be a number of milliseconds, not "${raw}".`);
-    } else if (name === "traceId") {
-      filters[name] = raw;
-    } else {
-      const iso = utcIso(raw);
-      if (iso) filters[name] = iso;
-      else problems.push(`"${raw}" is not a date and time.`);
-    }
+    if (raw && !checkedFilter(name, raw, filters, problems)) filters[name] = raw;
   }
   const key = (search.get("attrKey") || "").trim();
   if (key) {
@@ -92,33 +70,6 @@ function orderFromUrl(search) {
   return { key: raw, ordering: [{ [field]: raw.startsWith("-") ? "DESC" : "ASC" }] };
 }
 
-function fillForm(search) {
-  for (const name of [...LIST_FILTERS, ...TEXT_FILTERS, ...ATTRIBUTE_PARAMS]) {
-    const field = form.elements.namedItem(name);
-    if (!field) continue;
-    const value = search.get(name) || (name === "attrOp" ? "equals" : "");
-    if (field.tagName === "SELECT" && ![...field.options].some((o) => o.value === value)) {
-      field.appendChild(h("option", { value }, value));
-    }
-    field.value = value;
-  }
-}
-
-function renderSortHeaders(search, orderKey) {
-  for (const th of table.querySelectorAll("th[data-order]")) {
-    const field = th.dataset.order;
-    if (!th.dataset.label) th.dataset.label = th.textContent.trim();
-    const active = orderKey.replace(/^-/, "") === field;
-    const descending = orderKey.startsWith("-");
-    const next = new URLSearchParams(search);
-    next.delete("after");
-    next.set("order", active && descending ? field : `-${field}`);
-    th.setAttribute("aria-sort", active ? (descending ? "descending" : "ascending") : "none");
-    th.replaceChildren(h("a", { href: `?${next}`, "data-nav": "", class: "sort-link" },
-      th.dataset.label, active ? (descending ? " ▼" : " ▲") : ""));
-  }
-}
-
 function spanRow(span) {
   const traceUrl = urlFor(config.traceUrlTemplate, span.traceId);
   const spanUrl = `${traceUrl}?${new URLSearchParams({ span: span.id })}`;
@@ -139,32 +90,13 @@ function spanRow(span) {
   );
 }
 
-function pageSize(search) {
-  const value = Number(search.get("first"));
-  return Number.isInteger(value) && value > 0 ? Math.min(value, MAX_PAGE_SIZE) : PAGE_SIZE;
-}
-
-function renderPager(search, page, count) {
-  clear(pager);
-  const base = new URLSearchParams(search);
-  base.delete("after");
-  if (search.get("after")) {
-    pager.append(h("a", { href: base.toString() ? `?${base}` : "?", class: "page-first", "data-nav": "" }, "« First page"));
-  }
-  if (page.hasNextPage && page.endCursor && count) {
-    const next = new URLSearchParams(base);
-    next.set("after", page.endCursor);
-    pager.append(h("a", { href: `?${next}`, class: "page-next", "data-nav": "" }, "Next page ›"));
-  }
-}
-
 async function load() {
   const seq = ++loadSeq;
   const search = params();
-  fillForm(search);
+  fillForm(form, search, [...LIST_FILTERS, ...TEXT_FILTERS, ...ATTRIBUTE_PARAMS], { attrOp: "equals" });
   const { filters, problems } = filtersFromUrl(search);
   const { key: orderKey, ordering } = orderFromUrl(search);
-  renderSortHeaders(search, orderKey);
+  renderSortHeaders(table, search, orderKey, PAGE_PARAMS);
   if (problems.length) {
     showError(root, problems.join(" "));
     clear(tbody);
@@ -188,7 +120,7 @@ async function load() {
     tbody.replaceChildren(fragment);
     summary.textContent = `${formatNumber(page.spans.length)} ${page.spans.length === 1 ? "span" : "spans"} on this page` +
       (page.hasNextPage ? ", more on the next" : "");
-    renderPager(search, page, page.spans.length);
+    renderPager(pager, search, page, page.spans.length, PAGE_PARAMS);
     root.dataset.ready = "true";
   } catch (err) {
     if (seq !== loadSeq) return;
@@ -201,32 +133,8 @@ async function load() {
   }
 }
 
-function navigate(url) {
-  window.history.pushState(null, "", url);
-  load();
-}
-
-form.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const current = params();
-  const next = new URLSearchParams();
-  for (const name of [...LIST_FILTERS, ...TEXT_FILTERS, "attrKey", "attrValue"]) {
-    const value = String(form.elements.namedItem(name).value || "").trim();
-    if (value) next.set(name, value);
-  }
+wireNavigation(root, form, [...LIST_FILTERS, ...TEXT_FILTERS, "attrKey", "attrValue"], load, (next) => {
   if (next.get("attrKey")) next.set("attrOp", form.elements.namedItem("attrOp").value);
-  for (const keep of ["order", "first"]) if (current.get(keep)) next.set(keep, current.get(keep));
-  navigate(next.toString() ? `?${next}` : window.location.pathname);
 });
-
-root.addEventListener("click", (event) => {
-  const link = event.target.closest("a[data-nav]");
-  if (!link || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
-  event.preventDefault();
-  const href = link.getAttribute("href");
-  navigate(href === "?" ? window.location.pathname : href);
-});
-
-window.addEventListener("popstate", load);
 
 load();

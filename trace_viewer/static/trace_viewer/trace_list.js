@@ -6,9 +6,11 @@ import {
 import {
   clear, formatDuration, formatNumber, formatTime, h, showError, statusBadge,
 } from "./dom.js";
+import {
+  checkedFilter, ensureOption, fillForm, listFilter, pageSize, params, renderPager,
+  renderSortHeaders, wireNavigation,
+} from "./list_page.js";
 
-const PAGE_SIZE = 50;
-const MAX_PAGE_SIZE = 200;
 // URL parameter → TraceFilter field. The names are the same on purpose: a filtered URL
 // reads like the GraphQL query it runs.
 const FILTER_FIELDS = [
@@ -34,17 +36,6 @@ const stats = root.querySelector(".trace-stats");
 const config = viewerConfig();
 let loadSeq = 0;
 
-function params() {
-  return new URLSearchParams(window.location.search);
-}
-
-// datetime-local values are read as UTC (see formatTime).
-function utcIso(local) {
-  const withSeconds = /T\d\d:\d\d$/.test(local) ? `${local}:00` : local;
-  const date = new Date(`${withSeconds}Z`);
-  return Number.isNaN(date.getTime()) ? null : date.toISOString();
-}
-
 // The TraceFilter for the current URL; a value the API would reject is reported here,
 // in words, rather than sent.
 function filtersFromUrl(search) {
@@ -52,21 +43,12 @@ function filtersFromUrl(search) {
   const problems = [];
   for (const name of FILTER_FIELDS) {
     if (LIST_FILTERS.has(name)) {
-      const values = search.getAll(name).map((v) => v.trim()).filter(Boolean);
-      if (values.length) filters[name] = values;
+      listFilter(search, name, filters);
       continue;
     }
     const raw = (search.get(name) || "").trim();
-    if (!raw) continue;
-    if (name === "minDurationMs") {
-      const value = Number(raw);
-      if (Number.isFinite(value) && value >= 0) filters[name] = value;
-      else problems.push(`Minimum duration must be a number of milliseconds, not "${raw}".`);
-    } else if (name === "startedAfter" || name === "startedBefore") {
-      const iso = utcIso(raw);
-      if (iso) filters[name] = iso;
-      else problems.push(`"${raw}" is not a date and time.`);
-    } else if (name === "conversationId") {
+    if (!raw || checkedFilter(name, raw, filters, problems)) continue;
+    if (name === "conversationId") {
       if (/^\d+$/.test(raw)) filters[name] = raw;
       else problems.push(`Conversation id must be a number, not "${raw}".`);
     } else {
@@ -88,23 +70,6 @@ function orderFromUrl(search) {
   return { key: raw, ordering };
 }
 
-function ensureOption(select, value) {
-  // Keep a shared URL's choice visible even if the options do not (yet) list it.
-  if (value && ![...select.options].some((o) => o.value === value)) {
-    select.appendChild(h("option", { value }, value));
-  }
-}
-
-function fillForm(search) {
-  for (const name of FILTER_FIELDS) {
-    const field = form.elements.namedItem(name);
-    if (!field) continue;
-    const value = search.get(name) || "";
-    if (field.tagName === "SELECT") ensureOption(field, value);
-    field.value = value;
-  }
-}
-
 function fillOptions(options) {
   const current = params();
   for (const [name, key] of Object.entries(SELECTS)) {
@@ -114,23 +79,6 @@ function fillOptions(options) {
     const value = current.get(name) || "";
     ensureOption(select, value);
     select.value = value;
-  }
-}
-
-function renderSortHeaders(search, orderKey) {
-  for (const th of table.querySelectorAll("th[data-order]")) {
-    const field = th.dataset.order;
-    if (!th.dataset.label) th.dataset.label = th.textContent.trim();
-    const active = orderKey.replace(/^-/, "") === field;
-    const descending = orderKey.startsWith("-");
-    const next = new URLSearchParams(search);
-    for (const p of PAGE_PARAMS) next.delete(p);
-    // First click sorts the way a reader usually wants: newest, slowest, costliest first.
-    next.set("order", active && descending ? field : `-${field}`);
-    th.setAttribute("aria-sort", active ? (descending ? "descending" : "ascending") : "none");
-    th.classList.toggle("sorted", active);
-    th.replaceChildren(h("a", { href: `?${next}`, "data-nav": "", class: "sort-link" },
-      th.dataset.label, active ? (descending ? " ▼" : " ▲") : ""));
   }
 }
 
@@ -155,42 +103,10 @@ function traceRow(trace) {
   );
 }
 
-function pageSize(search) {
-  const value = Number(search.get("first"));
-  return Number.isInteger(value) && value > 0 ? Math.min(value, MAX_PAGE_SIZE) : PAGE_SIZE;
-}
-
 function pageArgs(search) {
   const size = pageSize(search);
   if (search.get("before")) return { last: size, before: search.get("before") };
   return { first: size, after: search.get("after") };
-}
-
-function renderPager(search, page) {
-  clear(pager);
-  const base = new URLSearchParams(search);
-  for (const p of PAGE_PARAMS) base.delete(p);
-  const backwards = Boolean(search.get("before"));
-  const forwards = Boolean(search.get("after"));
-  const links = [];
-  // Relay reports "more items" only in the direction of travel; the other direction is
-  // known to exist because we came from it.
-  const hasPrevious = backwards ? page.hasPreviousPage : forwards;
-  const hasNext = backwards ? true : page.hasNextPage;
-  if (hasPrevious || backwards) {
-    links.push(h("a", { href: base.toString() ? `?${base}` : "?", class: "page-first", "data-nav": "" }, "« First page"));
-  }
-  if (hasPrevious && page.startCursor) {
-    const prev = new URLSearchParams(base);
-    prev.set("before", page.startCursor);
-    links.push(h("a", { href: `?${prev}`, class: "page-previous", "data-nav": "" }, "‹ Previous page"));
-  }
-  if (hasNext && page.endCursor && page.traces.length) {
-    const next = new URLSearchParams(base);
-    next.set("after", page.endCursor);
-    links.push(h("a", { href: `?${next}`, class: "page-next", "data-nav": "" }, "Next page ›"));
-  }
-  pager.append(...links);
 }
 
 async function renderConversationNote(search) {
@@ -236,10 +152,10 @@ async function renderStats(filters, seq) {
 async function load() {
   const seq = ++loadSeq;
   const search = params();
-  fillForm(search);
+  fillForm(form, search, FILTER_FIELDS);
   const { filters, problems } = filtersFromUrl(search);
   const { key: orderKey, ordering } = orderFromUrl(search);
-  renderSortHeaders(search, orderKey);
+  renderSortHeaders(table, search, orderKey, PAGE_PARAMS);
   if (problems.length) {
     stats.hidden = true;
     showError(root, problems.join(" "));
@@ -265,7 +181,7 @@ async function load() {
     const total = page.totalCount;
     summary.textContent = `${formatNumber(total)} ${total === 1 ? "trace" : "traces"}` +
       (page.traces.length < total ? `, ${page.traces.length} on this page` : "");
-    renderPager(search, page);
+    renderPager(pager, search, page, page.traces.length, PAGE_PARAMS);
     sessionStorage.setItem(LIST_URL_KEY, window.location.pathname + window.location.search);
     root.dataset.ready = "true";
   } catch (err) {
@@ -279,34 +195,7 @@ async function load() {
   }
 }
 
-function navigate(url) {
-  window.history.pushState(null, "", url);
-  load();
-}
-
-form.addEventListener("submit", (event) => {
-  event.preventDefault();
-  const current = params();
-  const next = new URLSearchParams();
-  for (const name of FILTER_FIELDS) {
-    const value = String(form.elements.namedItem(name).value || "").trim();
-    if (value) next.set(name, value);
-  }
-  // Sort order and page size survive a new filter; the cursor does not (it belongs to
-  // the old result set).
-  for (const keep of ["order", "first"]) if (current.get(keep)) next.set(keep, current.get(keep));
-  navigate(next.toString() ? `?${next}` : window.location.pathname);
-});
-
-root.addEventListener("click", (event) => {
-  const link = event.target.closest("a[data-nav]");
-  if (!link || event.metaKey || event.ctrlKey || event.shiftKey || event.button !== 0) return;
-  event.preventDefault();
-  const href = link.getAttribute("href");
-  navigate(href === "?" ? window.location.pathname : href);
-});
-
-window.addEventListener("popstate", load);
+wireNavigation(root, form, FILTER_FIELDS, load);
 
 fetchFilterOptions().then(fillOptions).catch((err) => showError(root, err.message));
 load();
