@@ -13,7 +13,7 @@ from django.db.models import Count, Q, QuerySet, Sum
 from opentelemetry.trace import StatusCode
 
 from tracing.models import OTelSpan
-from tracing.read.stats import PERCENTILES, Bucket, PercentilesCont, bucketed_series
+from tracing.read.stats import PERCENTILES, Bucket, PercentilesCont, bucketed_series, summary_row
 
 _ERROR = StatusCode.ERROR.name  # how the exporter stores the status code
 
@@ -30,17 +30,7 @@ def _measures(fractions: tuple[float, ...]) -> dict[str, Any]:
 
 def span_summary(spans: QuerySet[OTelSpan]) -> dict[str, Any]:
     """Count, errors, duration percentiles and token sums of ``spans``: one query."""
-    row = spans.order_by().aggregate(**_measures(PERCENTILES))
-    durations = row["durations"] or [None] * len(PERCENTILES)
-    return {
-        "count": row["count"] or 0,
-        "errors": row["errors"] or 0,
-        "p50": durations[0],
-        "p95": durations[1],
-        "p99": durations[2],
-        "input_tokens": row["input_tokens"] or 0,
-        "output_tokens": row["output_tokens"] or 0,
-    }
+    return summary_row(spans.order_by().aggregate(**_measures(PERCENTILES)))
 
 
 GROUP_COLUMNS = ("model", "tool_name", "name")

@@ -46,6 +46,12 @@ def trace_summary(traces: QuerySet[OTelTrace]) -> dict[str, Any]:
         input_tokens=Sum("total_input_tokens"),
         output_tokens=Sum("total_output_tokens"),
     )
+    return summary_row(row)
+
+
+def summary_row(row: dict[str, Any]) -> dict[str, Any]:
+    """A summary aggregate (count, errors, ``PERCENTILES`` durations, token sums; runs'
+    or spans') as the API reads it: zeros, not NULLs, over no rows."""
     durations = row["durations"] or [None] * len(PERCENTILES)
     return {
         "count": row["count"] or 0,
