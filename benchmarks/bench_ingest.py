@@ -61,7 +61,7 @@ def setup_django() -> None:
 
 
 @contextmanager
-def bench_database(keep: bool) -> Iterator[str]:
+def bench_database(keep: bool, suffix: str = "_ingestbench") -> Iterator[str]:
     """A migrated database of our own next to the configured one; yields its conninfo."""
     from django.db import connection
 
@@ -69,7 +69,7 @@ def bench_database(keep: bool) -> Iterator[str]:
 
     settings_dict = connection.settings_dict
     settings_dict.setdefault("TEST", {})
-    settings_dict["TEST"]["NAME"] = f"{settings_dict['NAME']}_ingestbench"
+    settings_dict["TEST"]["NAME"] = f"{settings_dict['NAME']}{suffix}"
     old_name = connection.creation.create_test_db(verbosity=0, keepdb=True, serialize=False)
     try:
         yield conninfo_for("default")

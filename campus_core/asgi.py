@@ -21,6 +21,13 @@ django_application = get_asgi_application()
 from tracing.pipeline import init_telemetry  # noqa: E402
 
 init_telemetry()
+
+from tracing.export import conninfo_for  # noqa: E402
+from tracing.retention import MaintenanceThread  # noqa: E402
+
+# The coming days' span partitions now and every hour, and the retention prune (at most
+# hourly, unless TRACE_PRUNE_SCHEDULE=off): no separate scheduler to run.
+MaintenanceThread(conninfo_for()).start()
 application = OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application))
 
 # Everything imported so far lives as long as the process: moving it out of the collector's

@@ -10,6 +10,7 @@ from __future__ import annotations
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from asgiref.sync import sync_to_async
 from strawberry.dataloader import DataLoader
@@ -18,8 +19,9 @@ from graphql_api.span_views import TraceSpans
 from tracing import selectors
 from tracing.selectors import SpanRecord
 
-# A trace, and the span id the exporter recorded as its root ("" when none yet).
-TraceKey = tuple[uuid.UUID, str]
+# A trace, the span id the exporter recorded as its root ("" when none yet), and the
+# trace's start and end (they bound where its spans are: partition pruning).
+TraceKey = tuple[uuid.UUID, str, datetime | None, datetime | None]
 
 
 def _trees(trace_ids: list[uuid.UUID]) -> list[TraceSpans]:
@@ -34,7 +36,7 @@ async def _load_trees(keys: Sequence[uuid.UUID]) -> list[TraceSpans]:
 
 async def _load_roots(keys: Sequence[TraceKey]) -> list[SpanRecord | None]:
     roots = await sync_to_async(selectors.root_spans)(list(keys))
-    return [roots[trace_id] for trace_id, _ in keys]
+    return [roots[key[0]] for key in keys]
 
 
 @dataclass

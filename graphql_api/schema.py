@@ -19,7 +19,7 @@ from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from graphql_api import conversations, spans, stats, traces
+from graphql_api import conversations, retention, spans, stats, traces
 
 # Deep enough for trace → spans → children → children → genAi, and for introspection.
 MAX_DEPTH = 12
@@ -39,7 +39,9 @@ def is_internal(error: GraphQLError) -> bool:
     return not isinstance(original, ValueError | PermissionDenied)
 
 
-Query = merge_types("Query", (traces.Query, spans.Query, conversations.Query, stats.Query))
+Query = merge_types(
+    "Query", (traces.Query, spans.Query, conversations.Query, stats.Query, retention.Query)
+)
 
 schema = strawberry.Schema(
     query=Query,

@@ -167,7 +167,9 @@ def _find_span(trace_id: str, span_id: str) -> selectors.SpanRecord | None:
     if uid is None or not selectors.is_span_id(span_id):
         return None
     rows = selectors.span_rows(
-        OTelSpan.objects.filter(trace_id=uid, span_id=span_id.strip().lower())
+        OTelSpan.objects.filter(
+            selectors.within_traces([uid]), trace_id=uid, span_id=span_id.strip().lower()
+        )
     )
     return rows[0] if rows else None
 

@@ -239,7 +239,9 @@ class TraceType:
         ),
     )
     async def root_span(self, root: Parent[OTelTrace], info: Info) -> SpanType | None:
-        span = await loaders(info).root_span.load((root.id, root.root_span_id))
+        span = await loaders(info).root_span.load(
+            (root.id, root.root_span_id, root.started_at, root.ended_at)
+        )
         return lone_view(span, trace_loader(info)) if span is not None else None  # type: ignore[return-value]
 
     @classmethod

@@ -18,6 +18,7 @@ from django.utils.decorators import method_decorator
 from django.views.decorators.csrf import csrf_exempt
 from strawberry.django.views import AsyncGraphQLView
 
+from campus_core.db_router import replica_reads
 from graphql_api.context import Context, build_context
 from graphql_api.permissions import authenticate
 
@@ -43,7 +44,8 @@ class GraphQLView(AsyncGraphQLView[Context, None]):
             ):
                 return redirect_to_login(request.get_full_path(), settings.LOGIN_URL)
             return refusal
-        return await super().dispatch(request, *args, **kwargs)
+        with replica_reads():
+            return await super().dispatch(request, *args, **kwargs)
 
     def encode_json(self, data: object) -> str | bytes:
         # A 1,000-span trace is half a megabyte of JSON: orjson writes it ~10x faster.

@@ -126,7 +126,14 @@ class OTelTrace(models.Model):
 
 
 class OTelSpan(models.Model):
-    """One span, in the standard OTel shape. ``span_id`` is unique within its trace."""
+    """One span, in the standard OTel shape. ``span_id`` is unique within its trace.
+
+    The table is partitioned by day of ``started_at`` (tracing/partitions.py): its primary
+    key in PostgreSQL is ``span_unique_in_trace`` (the partition column has to be part of
+    every unique key; a re-sent span has the same start, so it still conflicts), and ``id``
+    is a sequence value without an index. Readers that know a trace's time range pass it
+    (``trace_window``) so PostgreSQL reads one day's partition instead of probing them all.
+    """
 
     # No index of its own: the unique (trace, span_id) index serves every lookup by trace,
     # and one B-tree fewer is one insert fewer per span on the write path.
@@ -149,7 +156,9 @@ class OTelSpan(models.Model):
     class Meta:
         verbose_name = "agent trace span"
         constraints = (
-            models.UniqueConstraint(fields=["trace", "span_id"], name="span_unique_in_trace"),
+            models.UniqueConstraint(
+                fields=["trace", "span_id", "started_at"], name="span_unique_in_trace"
+            ),
         )
         indexes = (models.Index(fields=["trace", "started_at"], name="span_trace_start_idx"),)
 

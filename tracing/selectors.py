@@ -19,13 +19,15 @@ from typing import Any, NamedTuple, Protocol
 
 import orjson
 from django.contrib.postgres.fields import ArrayField
-from django.db import connection
+from django.db import connections, router
 from django.db.models import (
     Aggregate,
     Count,
     Exists,
     F,
     FloatField,
+    Max,
+    Min,
     OuterRef,
     Q,
     QuerySet,
@@ -316,13 +318,36 @@ def pick_root(
     return spans[0]
 
 
+# The same bounds row by row, for reads joined to the trace: PostgreSQL prunes partitions
+# per trace at run time (a page of traces spread over many days probes one day each).
+WITHIN_ITS_TRACE = {
+    "started_at__gte": F("trace__started_at"),
+    "started_at__lte": F("trace__ended_at"),
+}
+
+
+def within_traces(trace_ids: Sequence[uuid.UUID]) -> Q:
+    """Bounds ``started_at`` to the traces' own extent, so PostgreSQL plans and reads only
+    the day partitions those traces span instead of every day's index (one small query on
+    the trace table first: literal bounds let the planner prune, which also keeps planning
+    time flat as days accumulate). Exact, not a heuristic: a trace's started_at / ended_at
+    are the min start / max end of its stored spans, written in the same transaction as the
+    spans (tracing.export.summary)."""
+    bounds = OTelTrace.objects.filter(id__in=list(trace_ids)).aggregate(
+        lo=Min("started_at"), hi=Max("ended_at")
+    )
+    if bounds["lo"] is None or bounds["hi"] is None:
+        return Q()  # no stored summary to bound by: read without bounds
+    return Q(started_at__gte=bounds["lo"], started_at__lte=bounds["hi"])
+
+
 def spans_by_trace(trace_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[SpanRecord]]:
     """Every span of each trace, ordered by start: ONE query for all the traces."""
     out: dict[uuid.UUID, list[SpanRecord]] = {trace_id: [] for trace_id in trace_ids}
     if not trace_ids:
         return out
     for span in span_rows(
-        OTelSpan.objects.filter(trace_id__in=list(out)).order_by(
+        OTelSpan.objects.filter(within_traces(list(out)), trace_id__in=list(out)).order_by(
             "trace_id", "started_at", "span_id"
         )
     ):
@@ -330,17 +355,25 @@ def spans_by_trace(trace_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[SpanR
     return out
 
 
-def root_spans(traces: Sequence[tuple[uuid.UUID, str]]) -> dict[uuid.UUID, SpanRecord | None]:
-    """The root span of each ``(trace_id, root_span_id)``, in at most two queries, without
-    reading whole traces: the recorded agent span first; for traces without one, only the
-    candidates (parentless or orphan spans, and spans named like an agent run) are read
-    and ``pick_root`` decides among them."""
-    found: dict[uuid.UUID, SpanRecord | None] = {trace_id: None for trace_id, _ in traces}
-    recorded = [trace_id for trace_id, span_id in traces if span_id]
+def root_spans(
+    traces: Sequence[tuple[uuid.UUID, str, datetime | None, datetime | None]],
+) -> dict[uuid.UUID, SpanRecord | None]:
+    """The root span of each ``(trace_id, root_span_id, started_at, ended_at)``, in at most
+    two queries, without reading whole traces: the recorded agent span first; for traces
+    without one, only the candidates (parentless or orphan spans, and spans named like an
+    agent run) are read and ``pick_root`` decides among them. The traces' extent bounds the
+    partitions read: literally for the planner, and per trace at run time."""
+    starts = [t[2] for t in traces if t[2] is not None]
+    ends = [t[3] for t in traces if t[3] is not None]
+    window = Q(started_at__gte=min(starts), started_at__lte=max(ends)) if starts and ends else Q()
+    found: dict[uuid.UUID, SpanRecord | None] = {t[0]: None for t in traces}
+    recorded = [t[0] for t in traces if t[1]]
     if recorded:
         # Joined to the trace row: one (trace_id, span_id) unique-index probe per trace.
         for span in span_rows(
-            OTelSpan.objects.filter(trace_id__in=recorded, span_id=F("trace__root_span_id"))
+            OTelSpan.objects.filter(
+                window, trace_id__in=recorded, span_id=F("trace__root_span_id"), **WITHIN_ITS_TRACE
+            )
         ):
             found[span.trace_id] = span
     missing = [trace_id for trace_id, span in found.items() if span is None]
@@ -348,7 +381,8 @@ def root_spans(traces: Sequence[tuple[uuid.UUID, str]]) -> dict[uuid.UUID, SpanR
         parent_present = OTelSpan.objects.filter(
             trace_id=OuterRef("trace_id"), span_id=OuterRef("parent_span_id")
         )
-        candidates = OTelSpan.objects.filter(trace_id__in=missing).filter(
+        candidates = OTelSpan.objects.filter(window, trace_id__in=missing, **WITHIN_ITS_TRACE)
+        candidates = candidates.filter(
             Q(parent_span_id="")
             | ~Exists(parent_present)
             | Q(name=A.LEGACY_SPAN_AGENT_RUN)
@@ -469,7 +503,7 @@ def breakdown_by_tool(traces: QuerySet[OTelTrace]) -> list[dict[str, Any]]:
         FROM ({inner}) AS t CROSS JOIN LATERAL unnest(t.tools_used) AS u(tool)
         GROUP BY u.tool ORDER BY count(*) DESC, u.tool
     """
-    with connection.cursor() as cursor:
+    with connections[router.db_for_read(OTelTrace)].cursor() as cursor:
         cursor.execute(sql, (STATUS_ERROR, *params))
         rows = cursor.fetchall()
     return [
@@ -534,7 +568,7 @@ def time_series(
         ORDER BY b.bucket
     """
     unit = bucket.value
-    with connection.cursor() as cursor:
+    with connections[router.db_for_read(OTelTrace)].cursor() as cursor:
         params_all: list[Any] = [unit, STATUS_ERROR, *params, unit, start, end, bucket.width]
         cursor.execute(sql, params_all)
         rows = cursor.fetchall()
@@ -568,7 +602,7 @@ SELECT value FROM v WHERE value IS NOT NULL
 
 def _distinct_by_index(column: str) -> list[str]:
     assert column in ("status", "model")  # identifiers, never user input
-    with connection.cursor() as cursor:
+    with connections[router.db_for_read(OTelTrace)].cursor() as cursor:
         cursor.execute(_DISTINCT_BY_INDEX.format(col=column))
         return [row[0] for row in cursor.fetchall()]
 
@@ -583,7 +617,7 @@ def distinct_models() -> list[str]:
 
 
 def distinct_tools() -> list[str]:
-    with connection.cursor() as cursor:
+    with connections[router.db_for_read(OTelTrace)].cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT u.tool FROM tracing_oteltrace t "
             "CROSS JOIN LATERAL unnest(t.tools_used) AS u(tool) ORDER BY 1"

@@ -54,7 +54,7 @@ _INSERT_STAGED_TRACES = (
 COPY_SPANS = f"COPY tracing_otelspan ({_COLS}) FROM STDIN (FORMAT BINARY)"
 _INSERT_SPANS = (
     f"INSERT INTO tracing_otelspan ({_COLS}) SELECT {_COLS} FROM _span_stage "
-    "ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id"
+    "ON CONFLICT (trace_id, span_id, started_at) DO NOTHING RETURNING trace_id, span_id"
 )
 _ATTRIBUTES = SPAN_COLUMNS.index("attributes")
 _EVENTS = SPAN_COLUMNS.index("events")
