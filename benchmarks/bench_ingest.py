@@ -1,9 +1,9 @@
 #!/usr/bin/env python
 """Ingest benchmark: spans/s through PostgresSpanExporter vs raw COPY, in the same run.
 
-1. Realistic agent traces are made by a real TracerProvider with the production
-   ``AgentRunTaggerProcessor`` (so every span is tagged) and an in-memory collecting
-   processor: ``invoke_agent`` → ``knowledge_routing``, ``iteration_N`` →
+1. Realistic agent runs (``tracing.synthetic``) are recorded by a real TracerProvider with
+   the production ``AgentRunTaggerProcessor`` (so every span is tagged) and an in-memory
+   collecting processor: ``invoke_agent`` → ``knowledge_routing``, ``iteration_N`` →
    ``token_management``, ``chat <model>`` (httpx ``POST`` child), ``execute_tool <name>``
    (psycopg ``SELECT`` child for the knowledge search), with the attributes the agent
    writes (JSON prompts of a few KB on ``chat`` spans).
@@ -61,7 +61,7 @@ def setup_django() -> None:
 
 
 @contextmanager
-def bench_database(keep: bool, suffix: str = "_ingestbench") -> Iterator[str]:
+def bench_database(keep: bool, suffix: str = "ingestbench") -> Iterator[str]:
     """A migrated database of our own next to the configured one; yields its conninfo."""
     from django.db import connection
 
@@ -69,7 +69,7 @@ def bench_database(keep: bool, suffix: str = "_ingestbench") -> Iterator[str]:
 
     settings_dict = connection.settings_dict
     settings_dict.setdefault("TEST", {})
-    settings_dict["TEST"]["NAME"] = f"{settings_dict['NAME']}{suffix}"
+    settings_dict["TEST"]["NAME"] = f"{settings_dict['NAME']}_{suffix}"
     old_name = connection.creation.create_test_db(verbosity=0, keepdb=True, serialize=False)
     try:
         yield conninfo_for("default")
@@ -95,33 +95,40 @@ def machine_line(conninfo: str) -> str:
 
 # --- realistic agent traces --------------------------------------------------------------
 
-SEARCH_SQL = (
-    "SELECT folder, title, content, ts_rank(search_vector, q.tsq) AS rank FROM "
-    "chat_documentchunk, (SELECT NULLIF(replace(plainto_tsquery('english', %s)::text, '&', "
-    "'|'), '')::tsquery AS tsq) AS q WHERE search_vector @@ q.tsq ORDER BY rank DESC, id "
-    "LIMIT %s"
-)
-QUESTIONS = (
-    "When does the library open on weekends?",
-    "How do I request an official transcript?",
-    "What is the FAFSA priority deadline, and how much does the payment plan cost per year?",
-    "Where can I reset my Wi-Fi password?",
-    "How many meals per week does the first-year meal plan include?",
-)
+
+def realistic_runs(rng: random.Random, spans_per_trace: float = 30.0) -> Iterator[Any]:
+    """Current-generation agent runs as ``AgentCore`` records them: the conversation on every
+    chat span (kilobytes) and three documents in each knowledge search result."""
+    from campus_core.chat.knowledge import SAMPLE_DOCUMENTS
+    from tracing.synthetic import world
+
+    picker = world.RunPicker(rng, spans_per_trace)
+    while True:
+        run = picker.pick(1.0, world.question(rng), None)
+        run.messages = True
+        for iteration in run.iterations:
+            for call in iteration.tools:
+                if call.name == "search_knowledge" and call.ok:
+                    docs = rng.sample(SAMPLE_DOCUMENTS, 3)
+                    call.result = json.dumps(
+                        {
+                            "results": [
+                                {"folder": f, "title": t, "content": c, "rank": 0.1}
+                                for f, t, c in docs
+                            ]
+                        }
+                    )
+        yield run
 
 
 def generate_spans(target_spans: int, seed: int = 7) -> list[Any]:
-    """Finished ReadableSpans of whole agent runs (about 20-40 spans each)."""
-    from opentelemetry import trace
-    from opentelemetry.context import Context
+    """Finished ReadableSpans of whole agent runs (``tracing.synthetic``), made by a real
+    TracerProvider with the production tagger, so every span is tagged."""
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-    from opentelemetry.trace import SpanKind, Status, StatusCode
 
-    from campus_core.chat.agent_core import SYSTEM_PROMPT
-    from campus_core.chat.knowledge import SAMPLE_DOCUMENTS
-    from tracing.conventions import attributes as A
-    from tracing.pipeline.tagger import AgentRunTaggerProcessor, enter_agent_run, exit_agent_run
+    from tracing.pipeline.tagger import AgentRunTaggerProcessor
+    from tracing.synthetic import run as synthetic
 
     class Collector(SpanProcessor):
         def __init__(self) -> None:
@@ -134,242 +141,13 @@ def generate_spans(target_spans: int, seed: int = 7) -> list[Any]:
     provider = TracerProvider(resource=Resource.create({SERVICE_NAME: "campus-core"}))
     provider.add_span_processor(AgentRunTaggerProcessor())
     provider.add_span_processor(collector)
-    agent = provider.get_tracer("campuscore.agent")
-    httpx_tracer = provider.get_tracer("opentelemetry.instrumentation.httpx")
-    psycopg_tracer = provider.get_tracer("opentelemetry.instrumentation.psycopg")
     rng = random.Random(seed)
-    model = "gpt-4o-mini"
-    clock = 1_760_000_000 * 10**9  # explicit timestamps give realistic durations
-
-    def child(
-        tracer: Any, name: str, parent: Any, start: int, ms: float, **kw: Any
-    ) -> tuple[Any, int]:
-        end = start + int(ms * 1e6)
-        span = tracer.start_span(
-            name, context=trace.set_span_in_context(parent), start_time=start, **kw
-        )
-        return span, end
-
-    def run_one(question: str, start: int) -> int:
-        token = enter_agent_run()
-        try:
-            root = agent.start_span(
-                f"{A.SPAN_INVOKE_AGENT_PREFIX} campuscore_agent",
-                context=Context(),
-                start_time=start,
-                attributes={
-                    A.GEN_AI_OPERATION_NAME: A.OP_INVOKE_AGENT,
-                    A.SENTRY_OP: A.SENTRY_OP_INVOKE_AGENT,
-                    A.GEN_AI_AGENT_NAME: "campuscore_agent",
-                    A.GEN_AI_PROVIDER_NAME: "openai",
-                    A.GEN_AI_REQUEST_MODEL: model,
-                    A.GEN_AI_INPUT_MESSAGES: json.dumps(
-                        [{"role": "user", "parts": [{"type": "text", "content": question}]}]
-                    ),
-                    A.GEN_AI_CONVERSATION_ID: str(rng.randint(1, 5000)),
-                },
-            )
-            now = start + 200_000
-            routing, end = child(agent, A.SPAN_KNOWLEDGE_ROUTING, root, now, 0.05)
-            routing.set_attributes({A.ROUTING_FOLDER_COUNT: 1, A.ROUTING_FOLDERS: ["library"]})
-            routing.end(end)
-            now = end
-            messages: list[dict[str, Any]] = [
-                {"role": "system", "content": SYSTEM_PROMPT},
-                {"role": "user", "content": question},
-            ]
-            iterations = rng.randint(3, 6)
-            total_in = total_out = total_tools = 0
-            for number in range(1, iterations + 1):
-                final = number == iterations
-                iteration, _ = child(
-                    agent,
-                    f"iteration_{number}",
-                    root,
-                    now,
-                    0,
-                    attributes={A.ITERATION_NUMBER: number},
-                )
-                tm, end = child(agent, A.SPAN_TOKEN_MANAGEMENT, iteration, now, 0.02)
-                tm.set_attributes(
-                    {
-                        A.TOKEN_MANAGEMENT_STRATEGY: "sliding_window",
-                        A.TOKEN_MANAGEMENT_MESSAGES_BEFORE: len(messages),
-                        A.TOKEN_MANAGEMENT_MESSAGES_AFTER: len(messages),
-                    }
-                )
-                tm.end(end)
-                llm_ms = rng.uniform(400, 2500)
-                chat, chat_end = child(
-                    agent,
-                    f"chat {model}",
-                    iteration,
-                    end,
-                    llm_ms,
-                    kind=SpanKind.CLIENT,
-                    attributes={
-                        A.GEN_AI_OPERATION_NAME: A.OP_CHAT,
-                        A.SENTRY_OP: A.SENTRY_OP_CHAT,
-                        A.GEN_AI_PROVIDER_NAME: "openai",
-                        A.GEN_AI_REQUEST_MODEL: model,
-                        A.GEN_AI_INPUT_MESSAGES: json.dumps(messages),
-                    },
-                )
-                post, post_end = child(
-                    httpx_tracer,
-                    "POST",
-                    chat,
-                    end + 100_000,
-                    llm_ms - 0.3,
-                    kind=SpanKind.CLIENT,
-                    attributes={
-                        "http.request.method": "POST",
-                        "url.full": "https://api.openai.com/v1/chat/completions",
-                        "server.address": "api.openai.com",
-                        "network.protocol.version": "1.1",
-                    },
-                )
-                post.set_attribute("http.response.status_code", 200)
-                post.end(post_end)
-                n_tools = 0 if final else rng.choice((1, 1, 2, 2, 3))
-                calls = [
-                    (
-                        f"call_{rng.getrandbits(48):012x}",
-                        "search_knowledge" if rng.random() < 0.75 else "calculate",
-                    )
-                    for _ in range(n_tools)
-                ]
-                tokens_in = sum(len(str(m.get("content") or "")) for m in messages) // 4 + 150
-                tokens_out = rng.randint(20, 300)
-                total_in, total_out = total_in + tokens_in, total_out + tokens_out
-                answer = "" if calls else "The main library is open 7 am to midnight."
-                chat.set_attributes(
-                    {
-                        A.GEN_AI_RESPONSE_MODEL: f"{model}-2024-07-18",
-                        A.GEN_AI_RESPONSE_ID: f"chatcmpl-{rng.getrandbits(64):016x}",
-                        A.GEN_AI_RESPONSE_FINISH_REASONS: ["tool_calls" if calls else "stop"],
-                        A.GEN_AI_USAGE_INPUT_TOKENS: tokens_in,
-                        A.GEN_AI_USAGE_OUTPUT_TOKENS: tokens_out,
-                        A.GEN_AI_OUTPUT_MESSAGES: json.dumps(
-                            [
-                                {
-                                    "role": "assistant",
-                                    "content": answer or None,
-                                    "tool_calls": [
-                                        {
-                                            "id": c,
-                                            "type": "function",
-                                            "function": {"name": n, "arguments": "{}"},
-                                        }
-                                        for c, n in calls
-                                    ],
-                                }
-                            ]
-                        ),
-                    }
-                )
-                chat.end(chat_end)
-                now = chat_end
-                if calls:
-                    messages.append(
-                        {
-                            "role": "assistant",
-                            "content": None,
-                            "tool_calls": [
-                                {"id": c, "type": "function", "function": {"name": n}}
-                                for c, n in calls
-                            ],
-                        }
-                    )
-                for call_id, tool in calls:
-                    total_tools += 1
-                    if tool == "search_knowledge":
-                        args = {"query": question, "folders": ["library"]}
-                        docs = rng.sample(SAMPLE_DOCUMENTS, 3)
-                        result = json.dumps(
-                            {
-                                "results": [
-                                    {"folder": f, "title": t, "content": c, "rank": 0.1}
-                                    for f, t, c in docs
-                                ]
-                            }
-                        )
-                    else:
-                        args = {"expression": "1250 * 4 + 35"}
-                        result = json.dumps({"expression": args["expression"], "value": 5035.0})
-                    ms = rng.uniform(2, 40) if tool == "search_knowledge" else 0.05
-                    span, tool_end = child(
-                        agent,
-                        f"execute_tool {tool}",
-                        iteration,
-                        now,
-                        ms,
-                        attributes={
-                            A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
-                            A.SENTRY_OP: A.SENTRY_OP_EXECUTE_TOOL,
-                            A.GEN_AI_TOOL_NAME: tool,
-                            A.GEN_AI_TOOL_CALL_ID: call_id,
-                            A.GEN_AI_TOOL_TYPE: "function",
-                            A.GEN_AI_TOOL_CALL_ARGUMENTS: json.dumps(args),
-                        },
-                    )
-                    if tool == "search_knowledge":
-                        select, select_end = child(
-                            psycopg_tracer,
-                            "SELECT",
-                            span,
-                            now + 300_000,
-                            ms * 0.8,
-                            kind=SpanKind.CLIENT,
-                            attributes={
-                                "db.system": "postgresql",
-                                "db.name": "campus",
-                                "db.statement": SEARCH_SQL,
-                                "db.user": "postgres",
-                                "net.peer.name": "127.0.0.1",
-                                "net.peer.port": 5432,
-                            },
-                        )
-                        select.end(select_end)
-                    span.set_attributes({A.TOOL_SUCCESS: True, A.GEN_AI_TOOL_CALL_RESULT: result})
-                    span.end(tool_end)
-                    messages.append({"role": "tool", "tool_call_id": call_id, "content": result})
-                    now = tool_end
-                iteration.set_attribute(A.ITERATION_TOOL_CALLS, len(calls))
-                iteration.end(now)
-            root.set_attributes(
-                {
-                    A.GEN_AI_OUTPUT_MESSAGES: json.dumps(
-                        [
-                            {
-                                "role": "assistant",
-                                "parts": [
-                                    {
-                                        "type": "text",
-                                        "content": "The main library is open 7 am to midnight.",
-                                    }
-                                ],
-                            }
-                        ]
-                    ),
-                    A.AGENT_STATUS: "completed",
-                    A.AGENT_ITERATIONS: iterations,
-                    A.AGENT_TOOL_CALLS: total_tools,
-                    A.GEN_AI_USAGE_INPUT_TOKENS: total_in,
-                    A.GEN_AI_USAGE_OUTPUT_TOKENS: total_out,
-                }
-            )
-            if rng.random() < 0.05:
-                root.set_status(Status(StatusCode.ERROR, "max_iterations reached"))
-            root.end(now + 100_000)
-            return now + 100_000
-        finally:
-            exit_agent_run(token)
-
-    if not agent.start_span("probe").is_recording():
-        raise RuntimeError("the OTel SDK is disabled in this process (OTEL_SDK_DISABLED)")
+    clock = 1_760_000_000 * 10**6  # microseconds; explicit timestamps, realistic durations
+    runs = realistic_runs(rng)
     while len(collector.spans) < target_spans:
-        clock = run_one(rng.choice(QUESTIONS), clock) + rng.randint(10**6, 10**9)
+        built = synthetic.build(next(runs), rng, clock)
+        synthetic.emit(built, provider.get_tracer)
+        clock = max(s.end_us for s in built.spans) + rng.randint(10**3, 10**6)
     provider.shutdown()
     return collector.spans
 
@@ -392,24 +170,58 @@ def truncate(conninfo: str) -> None:
         conn.execute("CHECKPOINT")
 
 
+_OLD_EXPORTER_PATHS = ("tracing/export/exporter.py", "tracing/exporter.py")
+
+
+def _git_show(revision: str, path: str) -> str | None:
+    shown = subprocess.run(
+        ["git", "show", f"{revision}:{path}"], cwd=ROOT, capture_output=True, text=True
+    )
+    return shown.stdout if shown.returncode == 0 else None
+
+
+def _load_at(revision: str, module_name: str, source: str, path: str) -> types.ModuleType:
+    """Execute ``source`` as ``module_name``, first loading (as of ``revision``) every
+    ``tracing`` module it imports that the working tree no longer has (a layout change)."""
+    import importlib.util
+    import re
+
+    for dependency in re.findall(r"^from (tracing(?:\.\w+)*) import ([\w, ]+)", source, re.M):
+        package, names = dependency
+        for name in [package] + [
+            f"{package}.{n.split(' as ')[0].strip()}" for n in names.split(",")
+        ]:
+            if name in sys.modules:
+                continue
+            try:
+                if importlib.util.find_spec(name) is not None:
+                    continue
+            except ModuleNotFoundError:
+                pass
+            dep_path = name.replace(".", "/") + ".py"
+            dep_source = _git_show(revision, dep_path)
+            if dep_source is not None:
+                _load_at(revision, name, dep_source, dep_path)
+    module = types.ModuleType(module_name)
+    sys.modules[module_name] = module  # dataclasses look their module up there
+    exec(compile(source, f"{revision}:{path}", "exec"), module.__dict__)
+    return module
+
+
 def exporter_class(revision: str | None) -> Any:
     """``PostgresSpanExporter`` as in the working tree, or as of a git revision (loaded from
-    ``git show``, so an optimisation can be measured against its predecessor in one run)."""
+    ``git show``, so an optimisation can be measured against its predecessor in one run;
+    modules of an older layout that it imports are loaded from the same revision)."""
     if revision is None:
         from tracing.export import PostgresSpanExporter
 
         return PostgresSpanExporter
-    source = subprocess.run(
-        ["git", "show", f"{revision}:tracing/exporter.py"],
-        cwd=ROOT,
-        check=True,
-        capture_output=True,
-        text=True,
-    ).stdout
-    module = types.ModuleType(f"exporter_at_{revision}")
-    sys.modules[module.__name__] = module  # dataclasses look their module up there
-    exec(compile(source, f"{revision}:tracing/exporter.py", "exec"), module.__dict__)
-    return module.PostgresSpanExporter
+    for path in _OLD_EXPORTER_PATHS:
+        source = _git_show(revision, path)
+        if source is not None:
+            module = _load_at(revision, f"exporter_at_{revision}", source, path)
+            return module.PostgresSpanExporter
+    raise SystemExit(f"no exporter at {revision} ({' or '.join(_OLD_EXPORTER_PATHS)})")
 
 
 def run_exporter(
@@ -565,6 +377,18 @@ def ingest(
     return result
 
 
+def _schema_for_older_exporters(conninfo: str) -> None:
+    """Exporters before migration tracing/0004 also maintain ``has_root``; with the column
+    back (unused by today's exporter) both run on one schema, in one run."""
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(
+            "ALTER TABLE tracing_oteltrace "
+            "ADD COLUMN IF NOT EXISTS has_root boolean NOT NULL DEFAULT false"
+        )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=100_000)
@@ -574,12 +398,14 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--only-overhead", action="store_true")
     parser.add_argument("--keep-db", action="store_true", help="keep <db>_ingestbench")
     parser.add_argument(
-        "--compare-with", metavar="REV", help="also time tracing/exporter.py as of git REV"
+        "--compare-with", metavar="REV", help="also time the exporter as of git REV"
     )
     args = parser.parse_args(argv)
     setup_django()
     with bench_database(args.keep_db) as conninfo:
         print(machine_line(conninfo))
+        if args.compare_with:
+            _schema_for_older_exporters(conninfo)
         if not args.only_overhead:
             ingest(conninfo, args.spans, args.repeat, args.batch, args.compare_with)
         if not args.skip_overhead:

@@ -371,7 +371,7 @@ def main() -> None:
     from tracing.management.commands import seed_traces
 
     results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
-    with bench_database(args.keep_db, suffix="_monthsbench") as conninfo:
+    with bench_database(args.keep_db, suffix="monthsbench") as conninfo:
         results["machine"] = machine_line(conninfo)
         s = connection.settings_dict
         url = f"postgres://{s['USER']}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"

@@ -10,7 +10,7 @@ Modes, alternated within each repetition so machine noise hits them alike:
 
 * ``off``     — a ``NoOpTracerProvider`` tracer (what ``OTEL_SDK_DISABLED=true`` gives);
 * ``sdk``     — a real ``TracerProvider`` with the tagger only (span creation cost);
-* ``on``      — the production pipeline from ``tracing.tracer.build_provider``: tagger +
+* ``on``      — the production pipeline from ``tracing.pipeline.build_provider``: tagger +
   ``BatchSpanProcessor`` + ``PostgresSpanExporter`` writing to PostgreSQL in its thread.
 
 A third workload, ``sql+llm``, gives the LLM a fixed 10 ms (still far faster than any

@@ -12,12 +12,32 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
 # A long-running server reuses pooled connections (see DATABASE_POOL in settings).
 os.environ.setdefault("DATABASE_POOL", "true")
 
+from asgiref.sync import sync_to_async
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
 from django.core.asgi import get_asgi_application
+from django.core.exceptions import SuspiciousFileOperation
+from django.core.handlers.exception import response_for_exception
+from django.http import Http404, HttpRequest, HttpResponseBase
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
 django_application = get_asgi_application()
 
+
+class StaticFiles(ASGIStaticFilesHandler):
+    """Django's static file handler, answering a path that climbs out of the static
+    folders (``/static/..%2f..%2fsettings.py``) with a 404 like any other missing file:
+    Django's handler lets SuspiciousFileOperation escape as a 500."""
+
+    async def get_response_async(self, request: HttpRequest) -> HttpResponseBase:
+        try:
+            return await super().get_response_async(request)
+        except SuspiciousFileOperation:
+            return await sync_to_async(response_for_exception, thread_sensitive=False)(
+                request, Http404("No such static file.")
+            )
+
+
+from campus_core.observability.request_context import FreshContextPerRequest  # noqa: E402
 from tracing.pipeline import init_telemetry  # noqa: E402
 
 init_telemetry()
@@ -28,7 +48,9 @@ from tracing.retention import MaintenanceThread  # noqa: E402
 # The coming days' span partitions now and every hour, and the retention prune (at most
 # hourly, unless TRACE_PRUNE_SCHEDULE=off): no separate scheduler to run.
 MaintenanceThread(conninfo_for()).start()
-application = OpenTelemetryMiddleware(ASGIStaticFilesHandler(django_application))
+# Outermost: each request starts from an empty context, so no span, agent-run mark or log
+# binding of an earlier request on the same connection can become its parent.
+application = FreshContextPerRequest(OpenTelemetryMiddleware(StaticFiles(django_application)))
 
 # Everything imported so far lives as long as the process: moving it out of the collector's
 # generations keeps full collections short (they showed as p95 spikes of ~55 ms per request).

@@ -10,6 +10,7 @@ import dj_database_url
 from django.core.exceptions import ImproperlyConfigured
 
 from campus_core.database import database_url
+from campus_core.secret_key import is_local_use, secret_key
 
 
 def env_bool(name: str, default: bool = False) -> bool:
@@ -31,14 +32,41 @@ def env_int(name: str, default: int) -> int:
 BASE_DIR = Path(__file__).resolve().parent.parent
 
 DEBUG = env_bool("DEBUG", default=False)
-# The fallback key only suits local use; any deployment sets SECRET_KEY.
-SECRET_KEY = os.environ.get("SECRET_KEY", "insecure-local-only-key-set-SECRET_KEY-in-production")
 ALLOWED_HOSTS = env_list("ALLOWED_HOSTS", "127.0.0.1,localhost,testserver")
+# Local use (see campus_core/secret_key.py): DEBUG, or loopback-only ALLOWED_HOSTS, unless
+# LOCAL_MODE says otherwise. Only local use may run without SECRET_KEY, on a key generated
+# once into .local/secret_key; anything else refuses to start without one.
+LOCAL_MODE = is_local_use(
+    debug=DEBUG,
+    allowed_hosts=ALLOWED_HOSTS,
+    explicit=env_bool("LOCAL_MODE") if os.environ.get("LOCAL_MODE", "").strip() else None,
+)
+SECRET_KEY = secret_key(local_use=LOCAL_MODE)
 CSRF_TRUSTED_ORIGINS = env_list(
     "CSRF_TRUSTED_ORIGINS", "http://127.0.0.1:8000,http://localhost:8000"
 )
 
+# --- HTTPS (off by default: the local server speaks plain HTTP on loopback) ----------------
+# Behind a TLS-terminating proxy: SECURE_PROXY_SSL_HEADER=HTTP_X_FORWARDED_PROTO,https (the
+# proxy must set that header itself and strip it from clients).
+SECURE_SSL_REDIRECT = env_bool("SECURE_SSL_REDIRECT")
+SECURE_HSTS_SECONDS = env_int("SECURE_HSTS_SECONDS", 0)
+SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("SECURE_HSTS_INCLUDE_SUBDOMAINS")
+SECURE_HSTS_PRELOAD = env_bool("SECURE_HSTS_PRELOAD")
+SESSION_COOKIE_SECURE = env_bool("SESSION_COOKIE_SECURE")
+CSRF_COOKIE_SECURE = env_bool("CSRF_COOKIE_SECURE")
+_proxy_ssl_header = env_list("SECURE_PROXY_SSL_HEADER")
+if _proxy_ssl_header and len(_proxy_ssl_header) != 2:
+    raise ImproperlyConfigured(
+        "SECURE_PROXY_SSL_HEADER must be 'HEADER,value', e.g. HTTP_X_FORWARDED_PROTO,https"
+    )
+SECURE_PROXY_SSL_HEADER = (
+    (_proxy_ssl_header[0], _proxy_ssl_header[1]) if _proxy_ssl_header else None
+)
+
 INSTALLED_APPS = [
+    # Before the admin: its templates extend the admin's (admin/index.html links the viewer).
+    "trace_viewer",
     "django.contrib.admin",
     "django.contrib.auth",
     "django.contrib.contenttypes",
@@ -62,6 +90,8 @@ MIDDLEWARE = [
     "campus_core.observability.middleware.RequestIdMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Content-Security-Policy on the admin trace viewer's pages.
+    "campus_core.observability.csp.ContentSecurityPolicyMiddleware",
 ]
 
 ROOT_URLCONF = "campus_core.urls"
@@ -70,7 +100,7 @@ ASGI_APPLICATION = "campus_core.asgi.application"
 TEMPLATES = [
     {
         "BACKEND": "django.template.backends.django.DjangoTemplates",
-        "DIRS": [BASE_DIR / "templates"],
+        "DIRS": [],
         "APP_DIRS": True,
         "OPTIONS": {
             "context_processors": [
@@ -119,6 +149,10 @@ TIME_ZONE = "UTC"
 USE_I18N = True
 USE_TZ = True
 
+# Wall-clock cap of one GraphQL operation (validation and execution); past it the
+# operation is cancelled and answered with an error (graphql_api/README.md, "Limits").
+GRAPHQL_OPERATION_TIMEOUT_S = float(os.environ.get("GRAPHQL_OPERATION_TIMEOUT_S", "5"))
+
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".local" / "static"
 LOGIN_URL = "/admin/login/"
@@ -132,7 +166,10 @@ OTEL_INSTRUMENT_IN_TESTS = env_bool("OTEL_INSTRUMENT_IN_TESTS", default=False)
 # How often the BatchSpanProcessor hands spans to the PostgreSQL exporter.
 TRACING_SCHEDULE_DELAY_MS = env_int("TRACING_SCHEDULE_DELAY_MS", 5000)
 TRACING_MAX_EXPORT_BATCH_SIZE = env_int("TRACING_MAX_EXPORT_BATCH_SIZE", 512)
-TRACING_MAX_QUEUE_SIZE = env_int("TRACING_MAX_QUEUE_SIZE", 8192)
+# Agent spans waiting for the exporter: sized to absorb a burst of 10,000 agent runs back
+# to back (~160k spans; ~2.8 KB each, ~180 MiB when full); see benchmarks/RESULTS.md,
+# "Burst". What does not fit is dropped, counted in tracing.spans.dropped and logged.
+TRACING_MAX_QUEUE_SIZE = env_int("TRACING_MAX_QUEUE_SIZE", 65_536)
 # Spans the exporter holds while PostgreSQL is unreachable; past this, losses are counted.
 TRACING_EXPORTER_BUFFER_SPANS = env_int("TRACING_EXPORTER_BUFFER_SPANS", 100_000)
 # Attribute values larger than this (bytes of UTF-8 / JSON) are truncated with a marker.

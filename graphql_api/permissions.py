@@ -1,7 +1,8 @@
 """Who may query: staff users, by session or by API token.
 
 Two layers. The view (``authenticate``) refuses anonymous and non-staff callers with an
-HTTP 401/403 before any GraphQL runs, and enforces CSRF on session POSTs. Every root field
+HTTP 401/403 before any GraphQL runs, and enforces CSRF on session POSTs; a token's user
+becomes the request's user, in the log lines too. Every root field
 also carries ``STAFF_ONLY`` (strawberry-django's ``IsStaff``, raising rather than returning
 null), so the schema stays closed when executed outside the view.
 """
@@ -20,6 +21,7 @@ from django.utils import timezone
 from strawberry.extensions.field_extension import FieldExtension
 from strawberry_django.permissions import IsStaff
 
+from campus_core.observability.logging_filters import user_id_var
 from graphql_api.models import ApiToken, digest
 
 MSG_STAFF_ONLY = "Staff only: sign in as a staff user or send an API token."
@@ -33,7 +35,8 @@ def staff_only() -> list[FieldExtension]:
     return [IsStaff(message=MSG_NOT_STAFF, fail_silently=False)]
 
 
-def _error(status: int, message: str, **headers: str) -> HttpResponse:
+def json_error(status: int, message: str, **headers: str) -> HttpResponse:
+    """A refusal of the request itself, in the shape of a GraphQL error response."""
     response = HttpResponse(
         json.dumps({"errors": [{"message": message}]}),
         status=status,
@@ -65,28 +68,35 @@ def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
     return CsrfViewMiddleware(ok).process_view(request, ok, (), {})
 
 
+def uses_token(request: HttpRequest) -> bool:
+    """Whether the caller authenticated (or tried to) with an API token, not the session."""
+    return bool(request.headers.get("Authorization"))
+
+
 async def authenticate(request: HttpRequest) -> HttpResponse | None:
     """None when the caller may query (``request.user`` then set), else the refusal."""
-    header = request.headers.get("Authorization", "")
-    if header:
+    if uses_token(request):
+        header = request.headers["Authorization"]
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
-            return _error(401, MSG_BAD_AUTH_HEADER, **{"WWW-Authenticate": "Bearer"})
+            return json_error(401, MSG_BAD_AUTH_HEADER, **{"WWW-Authenticate": "Bearer"})
         token_user = await sync_to_async(_token_user)(secret.strip())
         if token_user is None:
-            return _error(401, MSG_BAD_TOKEN, **{"WWW-Authenticate": "Bearer"})
+            return json_error(401, MSG_BAD_TOKEN, **{"WWW-Authenticate": "Bearer"})
         request.user = token_user
+        # The request middleware bound the (anonymous) session user to the log context.
+        user_id_var.set(str(token_user.pk))
         # A bearer token is not an ambient credential: cross-site forgery cannot send it.
         request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
         return None
 
     session_user: Any = await request.auser()
     if session_user is None or isinstance(session_user, AnonymousUser):
-        return _error(401, MSG_STAFF_ONLY, **{"WWW-Authenticate": "Bearer"})
+        return json_error(401, MSG_STAFF_ONLY, **{"WWW-Authenticate": "Bearer"})
     if not session_user.is_active or not session_user.is_staff:
-        return _error(403, MSG_NOT_STAFF)
+        return json_error(403, MSG_NOT_STAFF)
     if request.method not in ("GET", "HEAD", "OPTIONS", "TRACE"):
         failure = _csrf_failure(request)
         if failure is not None:
-            return _error(403, "CSRF verification failed: send the X-CSRFToken header.")
+            return json_error(403, "CSRF verification failed: send the X-CSRFToken header.")
     return None

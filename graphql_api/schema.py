@@ -1,30 +1,27 @@
-"""The GraphQL schema: one root merging the per-concept Query types, with the optimizer
-and the request limits (depth, aliases, tokens).
+"""The GraphQL schema: one root merging the per-concept Query types, with the optimizer,
+the request limits (``graphql_api.limits``), error masking and error logging.
 
 Export with ``python manage.py export_schema graphql_api.schema --path schema.graphql``.
 """
 
 from __future__ import annotations
 
+import logging
+
 import strawberry
 from django.core.exceptions import PermissionDenied
 from graphql import GraphQLError
-from strawberry.extensions import (
-    MaskErrors,
-    MaxAliasesLimiter,
-    MaxTokensLimiter,
-    QueryDepthLimiter,
-)
+from strawberry.extensions import MaskErrors
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
+from strawberry.types import ExecutionContext
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api import conversations, retention, spans, stats, traces
+from graphql_api.execution import YieldingExecutor
+from graphql_api.limits import DocumentLimits
 
-# Deep enough for trace → spans → children → children → genAi, and for introspection.
-MAX_DEPTH = 12
-MAX_ALIASES = 30
-MAX_TOKENS = 2000
+logger = logging.getLogger(__name__)
 
 
 def is_internal(error: GraphQLError) -> bool:
@@ -39,23 +36,44 @@ def is_internal(error: GraphQLError) -> bool:
     return not isinstance(original, ValueError | PermissionDenied)
 
 
+class Schema(strawberry.Schema):
+    def process_errors(
+        self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
+    ) -> None:
+        # strawberry logs every error at ERROR with its traceback. A bad cursor or a refused
+        # document is the client's mistake: one WARNING line for the request, no traceback.
+        client: list[str] = []
+        for error in errors:
+            if is_internal(error):
+                logger.error(
+                    "GraphQL server error at %s: %s",
+                    ".".join(map(str, error.path or ())) or "(document)",
+                    error.message,
+                    exc_info=error.original_error,
+                )
+            elif error.message not in client:
+                client.append(error.message)
+        if client:
+            more = f" (+{len(client) - 3} more)" if len(client) > 3 else ""
+            logger.warning("GraphQL request error: %s%s", " | ".join(client[:3]), more)
+
+
 Query = merge_types(
     "Query", (traces.Query, spans.Query, conversations.Query, stats.Query, retention.Query)
 )
 
-schema = strawberry.Schema(
+schema = Schema(
     query=Query,
     config=StrawberryConfig(
         relay_max_results=traces.MAX_PAGE_SIZE, scalar_map={stats.BigInt: stats.BIG_INT}
     ),
+    execution_context_class=YieldingExecutor,
     extensions=[
         # Joins and prefetches, yes; column pruning (only()), no: keyset cursors read the
         # ordering columns from each row, and pruned columns would be fetched one row at a
         # time (and fail in async code) on nested connections. Trace rows are narrow.
         lambda: DjangoOptimizerExtension(enable_only_optimization=False),
-        lambda: QueryDepthLimiter(max_depth=MAX_DEPTH),
-        lambda: MaxAliasesLimiter(max_alias_count=MAX_ALIASES),
-        lambda: MaxTokensLimiter(max_token_count=MAX_TOKENS),
+        DocumentLimits,
         lambda: MaskErrors(should_mask_error=is_internal),
     ],
 )

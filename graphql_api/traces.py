@@ -28,6 +28,7 @@ from strawberry_django.relay import (
 )
 from strawberry_django.relay.cursor_connection import annotate_ordering_fields
 
+from campus_core.text import unstorable_text
 from graphql_api.context import loaders
 from graphql_api.permissions import staff_only
 from graphql_api.span_views import lone_view
@@ -153,9 +154,11 @@ class TraceFilter:
             ("model", given(self, "model")),
         ):
             texts = value if isinstance(value, list) else [value]
-            if any(text is not None and "\x00" in text for text in texts):
-                # PostgreSQL text cannot hold NUL: say so instead of failing in the driver.
-                raise BadArgument(f"{name} must not contain NUL characters.")
+            for text in texts:
+                # Say so instead of failing in the database driver.
+                problem = unstorable_text(text) if text is not None else None
+                if problem is not None:
+                    raise BadArgument(f"{name} must not contain {problem}.")
 
 
 def given(obj: object | None, name: str) -> Any:

@@ -3,13 +3,18 @@ LLM on loopback, and a live uvicorn server for HTTP tests."""
 
 from __future__ import annotations
 
+import json
+import logging
 import socket
 import threading
 import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
+import httpx
 import pytest
+from django.contrib.auth import get_user_model
+from django.test import Client
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -18,6 +23,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from campus_core.chat.llm.offline import OfflineLLMServer, Policy, campus_policy
 from campus_core.chat.llm.openai_compat import OpenAICompatibleProvider
+from campus_core.observability.logging_filters import RequestIdFilter, json_formatter
 from campus_core.observability.metrics import metrics
 from tests.pg_proxy import PostgresProxy
 from tracing import pipeline
@@ -167,3 +173,46 @@ def live_server_url(django_db_setup: Any, django_db_blocker: Any) -> Iterator[st
     server.should_exit = True
     thread.join(timeout=10)
     django_db_blocker.restore()
+
+
+class JsonLines(logging.Handler):
+    """The production formatter and filter, writing to a list instead of stderr."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.INFO)
+        self.addFilter(RequestIdFilter())
+        self.setFormatter(json_formatter())
+        self.lines: list[dict[str, Any]] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(json.loads(self.format(record)))
+
+    def messages(self, logger: str) -> list[dict[str, Any]]:
+        return [line for line in self.lines if line["logger"] == logger]
+
+
+@pytest.fixture
+def json_lines() -> Iterator[JsonLines]:
+    handler = JsonLines()
+    root = logging.getLogger()
+    previous_level = root.level
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+    yield handler
+    root.removeHandler(handler)
+    root.setLevel(previous_level)
+
+
+@pytest.fixture
+def logged_in(transactional_db: None, live_server_url: str) -> Iterator[tuple[httpx.Client, Any]]:
+    """An httpx client with a real session cookie (a non-staff user) and the CSRF token
+    for the live server; one client, so its requests share one keep-alive connection."""
+    user = get_user_model().objects.create_user("ada", password="correct horse battery")
+    django_client = Client()
+    django_client.force_login(user)
+    with httpx.Client(base_url=live_server_url, timeout=30) as client:
+        client.cookies.set("sessionid", django_client.cookies["sessionid"].value)
+        # The admin login page sets the csrftoken cookie the chat POST must echo back.
+        assert client.get("/admin/login/").status_code == 200
+        client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
+        yield client, user

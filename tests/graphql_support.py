@@ -8,6 +8,7 @@ GenAI keys, and this product's legacy names.
 
 from __future__ import annotations
 
+import io
 import json
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,7 +18,8 @@ from typing import Any
 
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
-from django.test import RequestFactory
+from django.core.management import call_command
+from django.test import Client, RequestFactory
 from opentelemetry import trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
@@ -347,3 +349,21 @@ def committed_dataset(django_db_blocker: Any) -> Iterator[Built]:
             OTelTrace.objects.all().delete()
             Conversation.objects.all().delete()
             get_user_model().objects.all().delete()
+
+
+def make_user(name: str, *, staff: bool) -> Any:
+    return get_user_model().objects.create_user(name, password="pw-" + name, is_staff=staff)
+
+
+def session_cookies(user: Any) -> dict[str, str]:
+    """The session cookie of ``user`` logged in, for httpx against the live server."""
+    client = Client()
+    client.force_login(user)
+    return {"sessionid": client.cookies["sessionid"].value}
+
+
+def api_token(username: str, *extra: str) -> str:
+    """A new API token of ``username``, made by the real ``create_api_token`` command."""
+    out = io.StringIO()
+    call_command("create_api_token", username, *extra, stdout=out, stderr=io.StringIO())
+    return out.getvalue().strip()

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qs, urlparse
 
+import httpx
 import pytest
 from django import db
 from django.conf import settings
@@ -88,6 +89,15 @@ def page(browser: Any) -> Iterator[Any]:
     # A page error is a bug in the viewer's modules: collect them, fail the test on any.
     errors: list[str] = []
     page.on("pageerror", lambda exc: errors.append(str(exc)))
+    # Chromium reports what a Content-Security-Policy blocked as a console error.
+    page.on(
+        "console",
+        lambda message: (
+            errors.append(message.text)
+            if message.type == "error" and "Content Security Policy" in message.text
+            else None
+        ),
+    )
 
     def on_dialog(dialog: Any) -> None:
         errors.append(f"dialog opened: {dialog.message}")
@@ -436,6 +446,41 @@ def test_the_admin_app_list_entry_leads_to_the_viewer(
     page.wait_for_selector('[data-viewer="detail"][data-ready="true"]')
     assert urlparse(page.url).path == f"/admin/agent-traces/{trace_id.hex}/"
     assert page.inner_text(".trace-summary [data-field=toolsUsed]") == "search_knowledge"
+
+
+def test_viewer_pages_carry_a_content_security_policy_that_blocks_inline_script(
+    live_server_url: str, browser: Any, agent_runs: AgentRuns
+) -> None:
+    base = live_server_url
+    make_user("policy", staff=True)
+    context = browser.new_context()
+    page = context.new_page()
+    page.set_default_timeout(15_000)
+    console_errors: list[str] = []
+    page.on("console", lambda m: console_errors.append(m.text) if m.type == "error" else None)
+    try:
+        admin_login(page, base, "policy")
+        # Both viewer pages send the policy, and work under it (no violation reported).
+        for path in ("/admin/agent-traces/", f"/admin/agent-traces/{agent_runs.calculate.id.hex}/"):
+            response = page.goto(base + path)
+            assert response is not None
+            policy = response.headers["content-security-policy"]
+            assert "script-src 'self'" in policy and "frame-ancestors 'none'" in policy
+            page.wait_for_selector("[data-viewer][data-ready=true]")
+        assert not [e for e in console_errors if "Content Security Policy" in e]
+
+        # An inline script (what an escaping bug would let in) does not run; the browser
+        # reports it, which is what the page fixture fails every other test on.
+        page.evaluate(
+            """() => { const s = document.createElement('script');
+                       s.textContent = 'window.injected = true'; document.body.append(s); }"""
+        )
+        assert page.evaluate("window.injected === undefined")
+        assert any("Content Security Policy" in e for e in console_errors)
+    finally:
+        context.close()
+    # Pages outside the viewer are left alone (the admin login, the chat API).
+    assert "content-security-policy" not in httpx.get(f"{base}/admin/login/").headers
 
 
 # --- the main flow -------------------------------------------------------------------------
@@ -951,8 +996,13 @@ def test_graphiql_works_offline_and_runs_a_query(live_server_url: str, page: Any
     make_user("explorer", staff=True)
     requested: list[str] = []
     page.on("request", lambda request: requested.append(request.url))
-    admin_login(page, base, "explorer", next_path="/graphql/")
+    with page.expect_response(lambda r: urlparse(r.url).path == "/graphql/") as served:
+        admin_login(page, base, "explorer", next_path="/graphql/")
     page.wait_for_selector(".graphiql-container .graphiql-query-editor")
+    # It runs under a Content-Security-Policy admitting only its own inline blocks (the
+    # page fixture fails the test on any violation the browser reports).
+    policy = served.value.headers["content-security-policy"]
+    assert "script-src 'self' 'sha256-" in policy and "'unsafe-inline'" not in policy
     assert not [url for url in requested if not url.startswith(base)], requested
     assert any(
         "/static/graphql_api/graphiql/graphiql@3.8.3/graphiql.min.js" in u for u in requested

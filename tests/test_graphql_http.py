@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import io
 from collections.abc import Iterator
-from typing import Any
 
 import httpx
 import pytest
@@ -15,28 +14,12 @@ from django.core.management.base import CommandError
 from django.test import Client
 
 from graphql_api.models import ApiToken, digest
-from tests.graphql_support import build_dataset
+from tests.graphql_support import api_token, build_dataset, make_user, session_cookies
 from tracing.export import PostgresSpanExporter
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUERY = {"query": "{ traces(first: 5) { totalCount edges { node { id query } } } }"}
-
-
-def _user(name: str, *, staff: bool) -> Any:
-    return get_user_model().objects.create_user(name, password="pw-" + name, is_staff=staff)
-
-
-def _session_cookies(user: Any) -> dict[str, str]:
-    client = Client()
-    client.force_login(user)
-    return {"sessionid": client.cookies["sessionid"].value}
-
-
-def _token(username: str, *extra: str) -> str:
-    out = io.StringIO()
-    call_command("create_api_token", username, *extra, stdout=out, stderr=io.StringIO())
-    return out.getvalue().strip()
 
 
 @pytest.fixture
@@ -68,13 +51,13 @@ def test_anonymous_browser_is_sent_to_login(http: httpx.Client) -> None:
 
 
 def test_non_staff_session_gets_403(http: httpx.Client, one_trace: None) -> None:
-    cookies = _session_cookies(_user("student", staff=False))
+    cookies = session_cookies(make_user("student", staff=False))
     response = http.post("/graphql/", json=QUERY, cookies=cookies)
     _assert_refused(response, 403, "staff users only")
 
 
 def test_staff_session_post_without_csrf_is_refused(http: httpx.Client, one_trace: None) -> None:
-    cookies = _session_cookies(_user("admin", staff=True))
+    cookies = session_cookies(make_user("admin", staff=True))
     response = http.post("/graphql/", json=QUERY, cookies=cookies)
     _assert_refused(response, 403, "CSRF")
 
@@ -82,7 +65,7 @@ def test_staff_session_post_without_csrf_is_refused(http: httpx.Client, one_trac
 def test_staff_session_with_csrf_reads_traces_and_gets_graphiql(
     http: httpx.Client, one_trace: None
 ) -> None:
-    cookies = _session_cookies(_user("admin", staff=True))
+    cookies = session_cookies(make_user("admin", staff=True))
     page = http.get("/graphql/", headers={"Accept": "text/html"}, cookies=cookies)
     assert page.status_code == 200
     assert "graphiql" in page.text.lower()
@@ -102,8 +85,8 @@ def test_staff_session_with_csrf_reads_traces_and_gets_graphiql(
 def test_api_token_reads_and_is_stored_only_as_a_digest(
     http: httpx.Client, one_trace: None
 ) -> None:
-    _user("dashboard", staff=True)
-    secret = _token("dashboard", "--name", "grafana")
+    make_user("dashboard", staff=True)
+    secret = api_token("dashboard", "--name", "grafana")
     stored = ApiToken.objects.get()
     assert stored.key_digest == digest(secret) and secret not in (stored.prefix, stored.key_digest)
     assert stored.last_used_at is None
@@ -115,8 +98,8 @@ def test_api_token_reads_and_is_stored_only_as_a_digest(
 
 
 def test_revoked_wrong_and_malformed_tokens_get_401(http: httpx.Client, one_trace: None) -> None:
-    _user("dashboard", staff=True)
-    secret = _token("dashboard")
+    make_user("dashboard", staff=True)
+    secret = api_token("dashboard")
     out = io.StringIO()
     call_command("create_api_token", "dashboard", "--revoke", secret[:12], stdout=out)
     assert "Revoked 1" in out.getvalue()
@@ -130,8 +113,8 @@ def test_revoked_wrong_and_malformed_tokens_get_401(http: httpx.Client, one_trac
 def test_a_token_stops_working_when_its_user_loses_staff(
     http: httpx.Client, one_trace: None
 ) -> None:
-    user = _user("dashboard", staff=True)
-    secret = _token("dashboard")
+    user = make_user("dashboard", staff=True)
+    secret = api_token("dashboard")
     user.is_staff = False
     user.save()
     response = http.post("/graphql/", json=QUERY, headers={"Authorization": f"Bearer {secret}"})
@@ -139,19 +122,19 @@ def test_a_token_stops_working_when_its_user_loses_staff(
 
 
 def test_tokens_are_only_for_staff_users() -> None:
-    _user("student", staff=False)
+    make_user("student", staff=False)
     with pytest.raises(CommandError, match="not an active staff user"):
-        _token("student")
+        api_token("student")
     with pytest.raises(CommandError, match="No user named"):
-        _token("nobody")
+        api_token("nobody")
     assert not ApiToken.objects.exists()
 
 
 def test_bad_arguments_over_http_are_graphql_errors_not_500(
     http: httpx.Client, one_trace: None
 ) -> None:
-    _user("dashboard", staff=True)
-    auth = {"Authorization": f"Bearer {_token('dashboard')}"}
+    make_user("dashboard", staff=True)
+    auth = {"Authorization": f"Bearer {api_token('dashboard')}"}
     for query in (
         '{ trace(id: "nothex") { id } }',
         '{ traces(after: "garbage") { totalCount } }',
@@ -165,8 +148,8 @@ def test_bad_arguments_over_http_are_graphql_errors_not_500(
 
 def test_revoking_from_the_admin_shuts_the_token_out(http: httpx.Client, one_trace: None) -> None:
     get_user_model().objects.create_superuser("root", password="pw-root")
-    _user("dashboard", staff=True)
-    secret = _token("dashboard")
+    make_user("dashboard", staff=True)
+    secret = api_token("dashboard")
     auth = {"Authorization": f"Bearer {secret}"}
     assert http.post("/graphql/", json=QUERY, headers=auth).status_code == 200
     admin = Client()
@@ -183,3 +166,27 @@ def test_revoking_from_the_admin_shuts_the_token_out(http: httpx.Client, one_tra
     token.refresh_from_db()
     assert token.revoked_at is not None
     _assert_refused(http.post("/graphql/", json=QUERY, headers=auth), 401, "revoked")
+
+
+def test_a_session_cannot_run_queries_over_get(http: httpx.Client, one_trace: None) -> None:
+    # A cross-site link or <img> carries the SameSite=Lax session cookie on a GET.
+    cookies = session_cookies(make_user("admin", staff=True))
+    for accept in ("application/json", "text/html", "*/*", ""):
+        response = http.get("/graphql/", params=QUERY, cookies=cookies, headers={"Accept": accept})
+        _assert_refused(response, 405, "Queries over GET need an API token")
+        assert response.headers["Allow"] == "POST"
+    # GraphiQL's page itself still loads for the same session.
+    page = http.get("/graphql/", headers={"Accept": "text/html"}, cookies=cookies)
+    assert page.status_code == 200 and "graphiql" in page.text.lower()
+
+
+def test_an_api_token_may_query_over_get_but_never_mutate(
+    http: httpx.Client, one_trace: None
+) -> None:
+    make_user("dashboard", staff=True)
+    auth = {"Authorization": f"Bearer {api_token('dashboard')}"}
+    response = http.get("/graphql/", params=QUERY, headers=auth)
+    assert response.status_code == 200, response.text
+    assert response.json()["data"]["traces"]["totalCount"] == 6
+    response = http.get("/graphql/", params={"query": "mutation { __typename }"}, headers=auth)
+    _assert_refused(response, 400, "mutations are not allowed when using GET")

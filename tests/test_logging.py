@@ -13,7 +13,7 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from typing import Any
 
 import httpx
@@ -22,59 +22,13 @@ from django.contrib.auth import get_user_model
 from django.test import Client
 from opentelemetry.sdk.trace import TracerProvider
 
-from campus_core.observability.logging_filters import (
-    RequestIdFilter,
-    json_formatter,
-    request_id_var,
-    user_id_var,
-)
+from campus_core.observability.logging_filters import request_id_var, user_id_var
 from campus_core.observability.middleware import request_id_from
+from tests.conftest import JsonLines
 from tracing.models import OTelTrace
 
 CHAT_URL = "/get_chatbot_response/"
 HEX32 = re.compile(r"[0-9a-f]{32}")
-
-
-class JsonLines(logging.Handler):
-    """The production formatter and filter, writing to a list instead of stderr."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.INFO)
-        self.addFilter(RequestIdFilter())
-        self.setFormatter(json_formatter())
-        self.lines: list[dict[str, Any]] = []
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.lines.append(json.loads(self.format(record)))
-
-    def messages(self, logger: str) -> list[dict[str, Any]]:
-        return [line for line in self.lines if line["logger"] == logger]
-
-
-@pytest.fixture
-def json_lines() -> Iterator[JsonLines]:
-    handler = JsonLines()
-    root = logging.getLogger()
-    previous_level = root.level
-    root.addHandler(handler)
-    root.setLevel(logging.INFO)
-    yield handler
-    root.removeHandler(handler)
-    root.setLevel(previous_level)
-
-
-@pytest.fixture
-def logged_in(transactional_db: None, live_server_url: str) -> Iterator[tuple[httpx.Client, Any]]:
-    """An httpx client with a real session cookie and CSRF token for the live server."""
-    user = get_user_model().objects.create_user("ada", password="correct horse battery")
-    django_client = Client()
-    django_client.force_login(user)
-    with httpx.Client(base_url=live_server_url, timeout=30) as client:
-        client.cookies.set("sessionid", django_client.cookies["sessionid"].value)
-        # The admin login page sets the csrftoken cookie the chat POST must echo back.
-        assert client.get("/admin/login/").status_code == 200
-        client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
-        yield client, user
 
 
 def test_log_lines_inside_the_streaming_agent_carry_the_persisted_trace_id(

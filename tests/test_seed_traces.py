@@ -23,9 +23,9 @@ from campus_core.chat.models import Conversation, Message
 from tracing.conventions import attributes as A
 from tracing.conventions import semconv
 from tracing.conventions.semconv import Concept, SpanCategory
-from tracing.export import PostgresSpanExporter
-from tracing.management.commands import seed_traces
-from tracing.models import SUMMARY_COLUMNS, OTelSpan, OTelTrace
+from tracing.export import PostgresSpanExporter, summary
+from tracing.models import SPAN_COLUMNS, SUMMARY_COLUMNS, OTelSpan, OTelTrace
+from tracing.synthetic import chunks
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -190,8 +190,12 @@ def test_sequences_move_past_seeded_ids() -> None:
 
 
 _DAY_US = 86_400 * 1_000_000
-_TRACE_TIME_COLUMNS = (8, 9, 18)  # started_at, ended_at, last_span_at of a trace line
-_SPAN_TIME_COLUMNS = (5, 6)  # started_at, ended_at of a span line
+_TRACE_TIME_KEYS = ("started_at", "ended_at", "llm_model_started_at", "root_started_at")
+_TRACE_TIME_COLUMNS = tuple(
+    i for i, (name, _) in enumerate(summary.DELTA_COLUMNS) if name in _TRACE_TIME_KEYS
+)
+_TRACE_STARTED = [name for name, _ in summary.DELTA_COLUMNS].index("started_at")
+_SPAN_TIME_COLUMNS = (SPAN_COLUMNS.index("started_at"), SPAN_COLUMNS.index("ended_at"))
 _EVENT_TIME = re.compile(r'"timestamp":"[^"]*"')
 
 
@@ -200,21 +204,21 @@ def _us(at: datetime) -> int:
 
 
 def _generated(seed: int, window_end: datetime) -> tuple[list[list[str]], list[list[str]]]:
-    """Trace and span lines of a 30-day window ending at ``window_end``, split in columns."""
+    """Trace summaries and span rows of a 30-day window ending at ``window_end``, as text."""
     end_us = _us(window_end)
     traces: list[list[str]] = []
     spans: list[list[str]] = []
-    for chunk in seed_traces.generate_chunks(
+    for chunk in chunks.generate_chunks(
         traces=300,
         spans_per_trace=10,
         seed=seed,
         chunk_size=100,
         window_start_us=end_us - 30 * _DAY_US,
         window_end_us=end_us,
-        reserved=seed_traces.Reserved(next_conversation=1, next_message=1),
+        reserved=chunks.Reserved(next_conversation=1, next_message=1),
     ):
-        traces += [line.rstrip("\n").split("\t") for line in chunk.traces]
-        spans += [line.rstrip("\n").split("\t") for line in chunk.spans]
+        traces += [[str(v) for v in d.values(tid).values()] for tid, d in chunk.traces.items()]
+        spans += [[str(v) for v in row.values] for row in chunk.rows]
     return traces, spans
 
 
@@ -249,7 +253,7 @@ def test_same_seed_same_traces_whatever_the_window(window_end: datetime) -> None
     assert _contents(spans, _SPAN_TIME_COLUMNS) == _contents(reference_spans, _SPAN_TIME_COLUMNS)
     # What may depend on the window, and only that: the instants, all inside it.
     lo, hi = window_end - timedelta(days=30), window_end
-    starts = [datetime.fromisoformat(line[8]) for line in traces]
+    starts = [datetime.fromisoformat(line[_TRACE_STARTED]) for line in traces]
     assert all(lo <= at < hi + timedelta(hours=1) for at in starts)
     assert starts[0] < lo + timedelta(days=1) and starts[-1] > hi - timedelta(days=1)
 

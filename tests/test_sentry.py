@@ -16,9 +16,8 @@ from typing import Any
 import httpx
 import pytest
 import sentry_sdk
-from django.contrib.auth import get_user_model
 from django.core.exceptions import ImproperlyConfigured
-from django.test import Client, override_settings
+from django.test import override_settings
 from opentelemetry import context as otel_context
 from opentelemetry import propagate
 from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
@@ -118,18 +117,6 @@ async def test_agent_run_spans_reach_sentry_with_the_postgres_trace_id_and_no_st
     # and nothing that left for Sentry carries the student's data
     assert sentry.rejected == []
     assert_no_student_data(sentry)
-
-
-@pytest.fixture
-def logged_in(transactional_db: None, live_server_url: str) -> Iterator[tuple[httpx.Client, Any]]:
-    user = get_user_model().objects.create_user("grace", password="correct horse battery")
-    django_client = Client()
-    django_client.force_login(user)
-    with httpx.Client(base_url=live_server_url, timeout=30) as client:
-        client.cookies.set("sessionid", django_client.cookies["sessionid"].value)
-        assert client.get("/admin/login/").status_code == 200
-        client.headers["X-CSRFToken"] = client.cookies["csrftoken"]
-        yield client, user
 
 
 def llm_server_error(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:

@@ -13,12 +13,35 @@ from campus_core.chat.agent_core import AgentCore
 from campus_core.chat.llm import LLMProvider
 from campus_core.chat.models import Conversation, Message
 from campus_core.observability.metrics import metrics
+from campus_core.text import unstorable_text
 
 logger = logging.getLogger(__name__)
 
 
+MAX_QUESTION_CHARS = 8000
+_MAX_ID = 2**63 - 1
+
+
 class ConversationNotFound(LookupError):
     pass
+
+
+class InvalidQuestion(ValueError):
+    """The question cannot be stored as a message; the text says why, for the caller."""
+
+
+def clean_question(value: object) -> str:
+    """The question a turn stores (stripped), or InvalidQuestion. Checked before anything
+    is written: text PostgreSQL cannot store would fail the INSERT mid-stream and leave an
+    empty conversation behind."""
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidQuestion("'message' must be a non-empty string")
+    if len(value) > MAX_QUESTION_CHARS:
+        raise InvalidQuestion(f"'message' is longer than {MAX_QUESTION_CHARS} characters")
+    problem = unstorable_text(value)
+    if problem is not None:
+        raise InvalidQuestion(f"'message' must not contain {problem}")
+    return value.strip()
 
 
 class ChatService:
@@ -32,6 +55,9 @@ class ChatService:
         if conversation_id is None:
             owner = user if user is not None and user.is_authenticated else None
             return await Conversation.objects.acreate(user=owner)
+        if not 1 <= conversation_id <= _MAX_ID:
+            # Not an id any row can have (bigint primary key): no query, the same answer.
+            raise ConversationNotFound(f"conversation {conversation_id} does not exist")
         queryset = Conversation.objects.all()
         if user is not None and user.is_authenticated and not user.is_staff:
             queryset = queryset.filter(user=user)

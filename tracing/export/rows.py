@@ -182,8 +182,11 @@ def build_row(
     cap: int,
 ) -> SpanRow:
     """The stored row of one span, from its parts (ids as OTel integers)."""
-    raw = dict(attributes)
-    raw.pop(A.IN_AGENT_RUN, None)  # the exporter's filter mark, not data
+    if attributes.__class__ is dict and A.IN_AGENT_RUN not in attributes:
+        raw: dict[str, Any] = attributes  # type: ignore[assignment]  # only read from here
+    else:
+        raw = dict(attributes)
+        raw.pop(A.IN_AGENT_RUN, None)  # the exporter's filter mark, not data
     name = clean_str(name, 2000)[:500]
     started_at, ended_at = ns_to_datetime(start_ns), ns_to_datetime(end_ns)
     duration_ms = max(end_ns - start_ns, 0) / 1e6

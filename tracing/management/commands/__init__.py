@@ -1,0 +1,1 @@
+"""``seed_traces``: bulk synthetic data for the query benchmark."""

@@ -8,7 +8,12 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from campus_core.chat.chat_service import ChatService, ConversationNotFound
+from campus_core.chat.chat_service import (
+    ChatService,
+    ConversationNotFound,
+    InvalidQuestion,
+    clean_question,
+)
 from campus_core.chat.knowledge import seed_documents
 from tracing.pipeline import force_flush, init_telemetry
 
@@ -23,9 +28,10 @@ class Command(BaseCommand):
 
     def handle(self, *args: Any, **options: Any) -> None:
         init_telemetry()
-        question = options["question"].strip()
-        if not question:
-            raise CommandError("the question is empty")
+        try:
+            question = clean_question(options["question"])
+        except InvalidQuestion as exc:
+            raise CommandError(str(exc)) from exc
         seed_documents()
         final = asyncio.run(self._run(question, options["conversation"], options["quiet"]))
         # The BatchSpanProcessor flushes on a timer; make sure this run is stored now.

@@ -6,7 +6,7 @@ site's catch-all (which would otherwise answer /admin/agent-traces/ with a 404).
 
 from django.urls import path, re_path
 
-from tracing import viewer
+from trace_viewer import views as viewer
 
 urlpatterns = [
     path("admin/agent-traces/", viewer.trace_list_view, name="agent_traces"),

@@ -1,0 +1,241 @@
+"""What one GraphQL document may cost, and the extension that refuses it before anything
+expensive runs.
+
+A document is bounded three ways. The parser stops at ``MAX_QUERY_CHARS`` code points or
+``MAX_TOKENS`` tokens. ``document_cost`` then measures the document with its fragments
+expanded — selections, aliases and depth — visiting each fragment definition once and
+multiplying by its spreads, so ``fragment L1 { ...L0 ...L0 } … fragment L30 { ...L29
+...L29 }`` costs thirty small steps to measure and is refused for its 2^30 selections.
+Only a document within ``MAX_SELECTIONS``, ``MAX_ALIASES`` and ``MAX_DEPTH`` reaches the
+specification's validation rules, which then run on a worker thread so that no document
+holds the event loop that serves the other requests, their one quadratic rule
+(OverlappingFieldsCanBeMerged) held to ``OVERLAP_BUDGET``. Execution is bounded by
+``graphql_api.execution`` (wall clock, result size, turns of the event loop).
+
+Depth and alias counts keep the semantics of strawberry's ``QueryDepthLimiter`` and
+``MaxAliasesLimiter``, which this replaces because they re-walk every fragment at every
+spread (exponential time on the document above): depth counts nested fields, not
+fragments, and stops at introspection fields (``__schema``, ``__type``); aliases are
+counted once per expanded occurrence.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass, field
+
+from graphql import (
+    ASTValidationRule,
+    DocumentNode,
+    FieldNode,
+    FragmentDefinitionNode,
+    FragmentSpreadNode,
+    GraphQLError,
+    InlineFragmentNode,
+    OperationDefinitionNode,
+    OverlappingFieldsCanBeMergedRule,
+    SelectionSetNode,
+    ValidationContext,
+)
+from graphql.validation.validate import ValidationAbortedError
+from strawberry.extensions import SchemaExtension
+from strawberry.schema.schema import validate_document
+
+# Deep enough for trace → spans → children → children → genAi, and for introspection.
+MAX_DEPTH = 12
+MAX_ALIASES = 30
+# GraphiQL's introspection query is ~700 tokens and 3,000 characters.
+MAX_TOKENS = 2000
+MAX_QUERY_CHARS = 100_000
+# Selections once every fragment spread is replaced by its fragment: GraphiQL's
+# introspection query has ~300, the admin viewer's largest query ~40.
+MAX_SELECTIONS = 5000
+# Work units graphql-core's OverlappingFieldsCanBeMerged may spend comparing same-named
+# fields (its default, 500,000, is ~1 s of CPU for 180 copies of one nested field); the
+# admin viewer's queries and GraphiQL's introspection spend under 10.
+OVERLAP_BUDGET = 10_000
+
+MSG_ABORTED = (
+    "Validation aborted: the document is too costly to check (many fields of the same name "
+    "in one selection set, or too many errors); simplify it."
+)
+
+
+@dataclass
+class Cost:
+    """A selection set's cost with its fragments expanded."""
+
+    selections: int = 0
+    aliases: int = 0
+    # The largest number of enclosing (non-introspection) fields of any selection inside.
+    depth: int = 0
+
+
+@dataclass
+class _Local:
+    """A selection set's own cost, and the spreads it leaves to expand."""
+
+    cost: Cost = field(default_factory=Cost)
+    # (fragment name, depth of the spread); depth None under an introspection field.
+    spreads: list[tuple[str, int | None]] = field(default_factory=list)
+
+
+def _local(selection_set: SelectionSetNode) -> _Local:
+    local = _Local()
+    # Iterative, so a deeply nested document cannot exhaust the interpreter's stack.
+    stack: list[tuple[SelectionSetNode, int | None]] = [(selection_set, 0)]
+    while stack:
+        current, depth = stack.pop()
+        for selection in current.selections:
+            local.cost.selections += 1
+            if depth is not None:
+                local.cost.depth = max(local.cost.depth, depth)
+            if isinstance(selection, FragmentSpreadNode):
+                local.spreads.append((selection.name.value, depth))
+            elif isinstance(selection, InlineFragmentNode):
+                stack.append((selection.selection_set, depth))
+            elif isinstance(selection, FieldNode):
+                if selection.alias is not None:
+                    local.cost.aliases += 1
+                if selection.selection_set is not None:
+                    introspection = selection.name.value.startswith("__")
+                    inner = None if depth is None or introspection else depth + 1
+                    stack.append((selection.selection_set, inner))
+    return local
+
+
+def _expand(local: _Local, expanded: dict[str, Cost]) -> Cost:
+    cost = Cost(local.cost.selections, local.cost.aliases, local.cost.depth)
+    for name, depth in local.spreads:
+        # Unknown fragments and the spread closing a cycle add nothing here; the
+        # specification's rules report both.
+        inner = expanded.get(name)
+        if inner is None:
+            continue
+        cost.selections += inner.selections
+        cost.aliases += inner.aliases
+        if depth is not None:
+            cost.depth = max(cost.depth, depth + inner.depth)
+    return cost
+
+
+def _fragment_costs(fragments: dict[str, FragmentDefinitionNode]) -> dict[str, Cost]:
+    """Each fragment's expanded cost, every definition walked once (post-order, no
+    recursion); a cycle is cut where it closes."""
+    locals_ = {name: _local(fragment.selection_set) for name, fragment in fragments.items()}
+    expanded: dict[str, Cost] = {}
+    for root in locals_:
+        if root in expanded:
+            continue
+        path: list[tuple[str, Iterator[tuple[str, int | None]]]] = [
+            (root, iter(locals_[root].spreads))
+        ]
+        on_path = {root}
+        while path:
+            name, spreads = path[-1]
+            for spread, _depth in spreads:
+                if spread in locals_ and spread not in expanded and spread not in on_path:
+                    path.append((spread, iter(locals_[spread].spreads)))
+                    on_path.add(spread)
+                    break
+            else:
+                path.pop()
+                on_path.discard(name)
+                expanded[name] = _expand(locals_[name], expanded)
+    return expanded
+
+
+def document_cost(document: DocumentNode) -> dict[str, Cost]:
+    """The expanded cost of each operation of ``document``, by operation name
+    ("anonymous" for the unnamed one). Linear in the size of the document."""
+    fragments = {
+        d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
+    }
+    expanded = _fragment_costs(fragments)
+    return {
+        (d.name.value if d.name else "anonymous"): _expand(_local(d.selection_set), expanded)
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    }
+
+
+def limit_errors(document: DocumentNode) -> list[GraphQLError]:
+    """Why ``document`` is refused, or nothing when it is within every limit."""
+    costs = document_cost(document)
+    operations = {
+        (d.name.value if d.name else "anonymous"): d
+        for d in document.definitions
+        if isinstance(d, OperationDefinitionNode)
+    }
+    errors = [
+        # strawberry's QueryDepthLimiter message, which clients may already match on
+        GraphQLError(f"'{name}' exceeds maximum operation depth of {MAX_DEPTH}", operations[name])
+        for name, cost in costs.items()
+        if cost.depth > MAX_DEPTH
+    ]
+    aliases = sum(cost.aliases for cost in costs.values())
+    if aliases > MAX_ALIASES:
+        # strawberry's MaxAliasesLimiter message
+        errors.append(GraphQLError(f"{aliases} aliases found. Allowed: {MAX_ALIASES}"))
+    selections = sum(cost.selections for cost in costs.values())
+    if selections > MAX_SELECTIONS:
+        errors.append(
+            GraphQLError(
+                f"The document is too large: {selections:,} selections once its fragments "
+                f"are expanded (allowed: {MAX_SELECTIONS:,})."
+            )
+        )
+    return errors
+
+
+class BudgetedOverlappingFields(OverlappingFieldsCanBeMergedRule):
+    """The specification's rule with ``OVERLAP_BUDGET`` for its pairwise comparisons."""
+
+    def __init__(self, context: ValidationContext) -> None:
+        super().__init__(context)
+        self.rule_context.remaining_complexity_budget = OVERLAP_BUDGET
+
+
+def _budgeted(rules: tuple[type[ASTValidationRule], ...]) -> tuple[type[ASTValidationRule], ...]:
+    return tuple(
+        BudgetedOverlappingFields if rule is OverlappingFieldsCanBeMergedRule else rule
+        for rule in rules
+    )
+
+
+def _explained(errors: list[GraphQLError]) -> list[GraphQLError]:
+    return [
+        GraphQLError(MSG_ABORTED) if isinstance(error, ValidationAbortedError) else error
+        for error in errors
+    ]
+
+
+class DocumentLimits(SchemaExtension):
+    """Bounds parsing, checks ``limit_errors`` before any validation rule runs, then runs
+    the specification's rules off the event loop."""
+
+    def on_operation(self) -> Iterator[None]:
+        options = self.execution_context.parse_options
+        options["max_tokens"] = MAX_TOKENS
+        # graphql-core 3.3's option; strawberry's ParseOptions type does not list it yet.
+        options["max_source_length"] = MAX_QUERY_CHARS  # type: ignore[typeddict-unknown-key]
+        yield
+
+    async def on_validate(self) -> AsyncIterator[None]:
+        context = self.execution_context
+        document = context.graphql_document
+        if document is not None and context.pre_execution_errors is None:
+            errors = limit_errors(document)
+            if not errors:
+                errors = _explained(
+                    await asyncio.to_thread(
+                        validate_document,
+                        context.schema._schema,
+                        document,
+                        _budgeted(context.validation_rules),
+                    )
+                )
+            # Set (even when empty), strawberry's own validation is skipped: it was done.
+            context.pre_execution_errors = errors
+        yield
