@@ -6,6 +6,7 @@ re-sent span."""
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from importlib import import_module
 
 import pytest
 from django.db import connection
@@ -19,14 +20,15 @@ from tracing.models import SPAN_COLUMNS, OTelSpan
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-BEFORE = ("tracing", "0004_drop_oteltrace_has_root")
-PARTITIONING = "0005_partition_spans_by_day"
+PARTITIONING = import_module("tracing.migrations.0005_partition_spans_by_day").Migration
+# The state just before partitioning, whatever other migrations it follows.
+BEFORE = [dep for dep in PARTITIONING.dependencies if dep[0] == "tracing"]
 _COLUMNS = ", ".join(("id", *SPAN_COLUMNS))
 
 
-def _migrate(*targets: tuple[str, str]) -> None:
+def _migrate(targets: list[tuple[str, str]] | None = None) -> None:
     executor = MigrationExecutor(connection)
-    executor.migrate(list(targets) or executor.loader.graph.leaf_nodes())
+    executor.migrate(targets or executor.loader.graph.leaf_nodes())
     connection.close()  # the next statements see the new table, not cached plans
 
 

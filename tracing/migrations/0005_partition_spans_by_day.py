@@ -42,6 +42,16 @@ def _carried_over(cur, table):
     )
     fks = [f'ALTER TABLE "{SPAN_TABLE}" ADD CONSTRAINT "{n}" {d}' for n, d in cur.fetchall()]
     cur.execute(
+        "SELECT c.relname FROM pg_index i JOIN pg_class c ON c.oid = i.indexrelid "
+        "WHERE i.indrelid = %s::regclass AND i.indisunique AND NOT i.indisprimary "
+        "AND c.relname <> 'span_unique_in_trace'",
+        (table,),
+    )
+    other_unique = [name for (name,) in cur.fetchall()]
+    if other_unique:
+        # A unique key without started_at cannot exist on the partitioned table.
+        raise RuntimeError(f"unique indexes on the span table to redesign first: {other_unique}")
+    cur.execute(
         "SELECT c.relname, pg_get_indexdef(i.indexrelid) FROM pg_index i "
         "JOIN pg_class c ON c.oid = i.indexrelid "
         "WHERE i.indrelid = %s::regclass AND NOT i.indisprimary AND NOT i.indisunique",
