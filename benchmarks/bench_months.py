@@ -211,31 +211,46 @@ def span_reads(conninfo: str, reps: int) -> dict[str, Any]:
                 {"ids": ids, **({"lo": lo, "hi": hi} if bounded else {})},
             ).fetchall()
 
-        def page_window(ids: list[Any]) -> tuple[Any, Any]:
-            row = conn.execute(
-                "SELECT min(started_at), max(ended_at) FROM tracing_oteltrace WHERE id = ANY(%s)",
-                (ids,),
-            ).fetchone()
-            assert row is not None
-            return row[0], row[1]
+        def page_keys(ids: list[Any]) -> list[tuple[Any, ...]]:
+            return [
+                tuple(r)
+                for r in conn.execute(
+                    "SELECT id, root_span_id, started_at, ended_at FROM tracing_oteltrace "
+                    "WHERE id = ANY(%s)",
+                    (ids,),
+                ).fetchall()
+            ]
 
-        # The list page holds its traces' start/end already (root_spans gets them).
-        windows = {id(newest): page_window(newest), id(spread): page_window(spread)}
+        # The list page holds its traces' root span id, start and end (root_spans gets them).
+        page = {id(newest): page_keys(newest), id(spread): page_keys(spread)}
+
+        def roots_sql(table: str, ids: list[Any], bounded: bool) -> tuple[str, Any]:
+            if not bounded:  # the join the read path used before partitioning
+                return (
+                    f"SELECT {_SPAN_COLS} FROM {table} s JOIN tracing_oteltrace t "
+                    "ON t.id = s.trace_id "
+                    "WHERE s.trace_id = ANY(%s) AND s.span_id = t.root_span_id",
+                    (ids,),
+                )
+            keys = page[id(ids)]
+            return (
+                f"SELECT {_SPAN_COLS} FROM unnest(%s::uuid[], %s::varchar[], %s::timestamptz[], "
+                "%s::timestamptz[]) AS k(trace_id, span_id, lo, hi) CROSS JOIN LATERAL "
+                f"(SELECT * FROM {table} s WHERE s.trace_id = k.trace_id "
+                "AND s.span_id = k.span_id AND s.started_at >= k.lo AND s.started_at <= k.hi "
+                "AND s.started_at >= %s AND s.started_at <= %s) AS s",
+                [
+                    [k[0] for k in keys],
+                    [k[1] for k in keys],
+                    [k[2] for k in keys],
+                    [k[3] for k in keys],
+                    min(k[2] for k in keys),
+                    max(k[3] for k in keys),
+                ],
+            )
 
         def roots(table: str, ids: list[Any], bounded: bool) -> None:
-            where, params = "", {"ids": ids}
-            if bounded:
-                lo, hi = windows[id(ids)]
-                where = (
-                    " AND s.started_at >= %(lo)s AND s.started_at <= %(hi)s"
-                    " AND s.started_at >= t.started_at AND s.started_at <= t.ended_at"
-                )
-                params = {"ids": ids, "lo": lo, "hi": hi}
-            conn.execute(
-                f"SELECT {_SPAN_COLS} FROM {table} s JOIN tracing_oteltrace t ON t.id = s.trace_id "
-                f"WHERE s.trace_id = ANY(%(ids)s) AND s.span_id = t.root_span_id{where}",
-                params,
-            ).fetchall()
+            conn.execute(*roots_sql(table, ids, bounded)).fetchall()
 
         cases = {
             "trace detail (~10 spans)": lambda table, b: detail(table, [random.choice(sample)], b),
@@ -284,21 +299,9 @@ def span_reads(conninfo: str, reps: int) -> dict[str, Any]:
                     {"ids": ids, "lo": lo, "hi": hi},
                 ).fetchall()
             )
-            lo, hi = windows[id(spread)]
-            where = (
-                " AND s.started_at >= %(lo)s AND s.started_at <= %(hi)s"
-                " AND s.started_at >= t.started_at AND s.started_at <= t.ended_at"
-                if bounded
-                else ""
-            )
+            statement, params = roots_sql(table, spread, bounded)
             plans[f"roots over 90 days {label}"] = "\n".join(
-                r[0]
-                for r in conn.execute(
-                    f"EXPLAIN (ANALYZE, BUFFERS) SELECT {_SPAN_COLS} FROM {table} s "
-                    "JOIN tracing_oteltrace t ON t.id = s.trace_id "
-                    f"WHERE s.trace_id = ANY(%(ids)s) AND s.span_id = t.root_span_id{where}",
-                    {"ids": spread, "lo": lo, "hi": hi},
-                ).fetchall()
+                r[0] for r in conn.execute(f"EXPLAIN (ANALYZE, BUFFERS) {statement}", params)
             )
             plans[f"time filter {label}"] = "\n".join(
                 r[0]
