@@ -152,7 +152,7 @@ def _delete_default_rows(conn: psycopg.Connection[Any], report: PruneReport, bat
 
 
 _DOOMED = (
-    "SELECT id, ended_at FROM tracing_oteltrace WHERE started_at < %s "
+    "SELECT id, started_at, ended_at FROM tracing_oteltrace WHERE started_at < %s "
     "ORDER BY started_at LIMIT %s FOR UPDATE SKIP LOCKED"
 )
 
@@ -177,16 +177,18 @@ def _delete_traces(conn: psycopg.Connection[Any], report: PruneReport, batch: in
             rows = conn.execute(_DOOMED, (cutoff, batch)).fetchall()
             if not rows:
                 return
-            ids = [trace_id for trace_id, _ in rows]
-            ends = [ended for _, ended in rows if ended is not None and ended >= cutoff]
-            if ends:
-                # Straddlers: their spans after the cutoff, bounded by the latest end so
-                # PostgreSQL reads only the partitions in between.
-                report.loose_spans += conn.execute(
-                    f"DELETE FROM {SPAN_TABLE} WHERE trace_id = ANY(%s) "
-                    "AND started_at >= %s AND started_at <= %s",
-                    (ids, cutoff, max(ends)),
-                ).rowcount
+            ids = [trace_id for trace_id, _, _ in rows]
+            starts = [started for _, started, _ in rows]
+            ends = [ended for _, _, ended in rows if ended is not None]
+            # Whatever spans of these runs are still stored: the later ones of a run that
+            # straddles the cutoff, and ones ingest wrote to the DEFAULT partition after
+            # it was swept. Bounded by the runs' extent, so PostgreSQL reads only the
+            # DEFAULT partition and the days from the cutoff to the latest end.
+            report.loose_spans += conn.execute(
+                f"DELETE FROM {SPAN_TABLE} WHERE trace_id = ANY(%s) "
+                "AND started_at >= %s AND started_at <= %s",
+                (ids, min(starts), max(ends, default=cutoff)),
+            ).rowcount
             report.traces += conn.execute(
                 "DELETE FROM tracing_oteltrace WHERE id = ANY(%s)", (ids,)
             ).rowcount
