@@ -137,8 +137,14 @@ class OTelSpan(models.Model):
 
     # No index of its own: the unique (trace, span_id) index serves every lookup by trace,
     # and one B-tree fewer is one insert fewer per span on the write path.
+    # No foreign key in the database (tracing/migrations/0005): on the partitioned table
+    # it made every deleted trace probe every day partition, and every span lock its trace.
     trace = models.ForeignKey(
-        OTelTrace, on_delete=models.CASCADE, related_name="spans", db_index=False
+        OTelTrace,
+        on_delete=models.CASCADE,
+        related_name="spans",
+        db_index=False,
+        db_constraint=False,
     )
     span_id = models.CharField(max_length=16)
     parent_span_id = models.CharField(max_length=16, blank=True, default="")

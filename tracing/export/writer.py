@@ -99,8 +99,9 @@ def write_direct(conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[Spa
     try:
         with conn.cursor() as cur:
             copy_spans(cur, rows)
-            # The span -> trace foreign key is checked at commit, so the trace rows can
-            # follow the spans, and the three statements share one round trip.
+            # The trace rows follow the spans in the same transaction (no foreign key in
+            # the database, see tracing/migrations/0005), and the three statements share
+            # one round trip.
             with conn.pipeline():
                 cur.execute(INSERT_TRACE_IDS, (sorted({row.trace_id for row in rows}),))
                 cur.execute(UPDATE_TRACES, delta_params(summarize(rows)))
