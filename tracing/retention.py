@@ -8,8 +8,8 @@ that started at or after the cutoff is never touched. Conversations and messages
 chat app's data) are not touched either; their ``traces`` links simply end.
 
 ``prune`` removes, in this order: every day partition of the span table that lies wholly
-before the cutoff (``DROP TABLE``, one short transaction each, with a lock timeout so
-ingest never waits long), old rows of the DEFAULT partition and the straddlers' newer spans
+before the cutoff (one ``DROP TABLE`` of them all, with a lock timeout so ingest never
+waits long), old rows of the DEFAULT partition and the straddlers' newer spans
 (bounded batches), and the trace rows (bounded batches, ``SKIP LOCKED`` so a trace the
 exporter is updating is left for the next run). It is idempotent (a second run finds
 nothing), safe while ingest runs, and holds a PostgreSQL advisory lock so two processes
@@ -121,14 +121,21 @@ def _drop_partitions(conn: psycopg.Connection[Any], report: PruneReport) -> None
         doomed = partitions.partitions_before(cur, report.cutoff)
         for part in doomed:
             cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(part.name)))
-            spans = int(cur.fetchone()[0])  # type: ignore[index]
-            size = partitions.relation_bytes(cur, part.name)
-            if not report.dry_run:
-                _with_lock_retries(conn, sql.SQL("DROP TABLE {}").format(sql.Identifier(part.name)))
-                logger.info("prune_traces: dropped %s (%d spans, %d bytes)", part.name, spans, size)
+            report.partition_spans += int(cur.fetchone()[0])  # type: ignore[index]
+            report.partition_bytes += partitions.relation_bytes(cur, part.name)
             report.partitions.append(part.name)
-            report.partition_spans += spans
-            report.partition_bytes += size
+    if doomed and not report.dry_run:
+        # One statement: the span table's lock is taken once for all the days (each
+        # DROP waits for ingest's open transactions and makes ingest wait behind it;
+        # 60 one by one halved ingest for 15 s in the benchmark).
+        names = sql.SQL(", ").join(sql.Identifier(p.name) for p in doomed)
+        _with_lock_retries(conn, sql.SQL("DROP TABLE {}").format(names))
+        logger.info(
+            "prune_traces: dropped %s (%d spans, %d bytes)",
+            ", ".join(report.partitions),
+            report.partition_spans,
+            report.partition_bytes,
+        )
 
 
 def _delete_default_rows(conn: psycopg.Connection[Any], report: PruneReport, batch: int) -> None:
