@@ -154,17 +154,19 @@ def generate_spans(target_spans: int, seed: int = 7) -> list[Any]:
 
 # --- the two phases -------------------------------------------------------------------------
 
-SPAN_COLS = (
-    "trace_id, span_id, parent_span_id, name, span_kind, started_at, ended_at, duration_ms, "
-    "status_code, status_message, attributes, events, scope"
-)
+
+def span_cols() -> str:
+    """The exporter's span columns (``tracing.models.SPAN_COLUMNS``), for the COPY phase."""
+    from tracing.models import SPAN_COLUMNS
+
+    return ", ".join(SPAN_COLUMNS)
 
 
 def truncate(conninfo: str) -> None:
     import psycopg
 
     with psycopg.connect(conninfo, autocommit=True) as conn:
-        conn.execute("TRUNCATE tracing_otelspan, tracing_oteltrace")
+        conn.execute("TRUNCATE tracing_otelspan, tracing_oteltrace, tracing_otelresource")
         # Start each phase from a clean WAL position so one phase's checkpoint does not
         # land in the other's timing.
         conn.execute("CHECKPOINT")
@@ -264,7 +266,8 @@ def dump_rows(conninfo: str, fmt: str) -> tuple[bytes, bytes]:
     with psycopg.connect(conninfo) as conn, conn.cursor() as cur:
         for sql in (
             f"COPY tracing_oteltrace TO STDOUT (FORMAT {fmt})",
-            f"COPY (SELECT {SPAN_COLS} FROM tracing_otelspan ORDER BY id) TO STDOUT (FORMAT {fmt})",
+            f"COPY (SELECT {span_cols()} FROM tracing_otelspan ORDER BY id) "
+            f"TO STDOUT (FORMAT {fmt})",
         ):
             with cur.copy(sql) as copy:
                 out.append(b"".join(bytes(chunk) for chunk in copy))
@@ -289,7 +292,7 @@ def run_copy(conninfo: str, fmt: str, data: tuple[bytes, bytes], expected: int) 
         started = time.perf_counter()
         with (
             conn.cursor() as cur,
-            cur.copy(f"COPY tracing_otelspan ({SPAN_COLS}) FROM STDIN (FORMAT {fmt})") as copy,
+            cur.copy(f"COPY tracing_otelspan ({span_cols()}) FROM STDIN (FORMAT {fmt})") as copy,
         ):
             for i in range(0, len(view), chunk):
                 copy.write(view[i : i + chunk])
@@ -300,12 +303,43 @@ def run_copy(conninfo: str, fmt: str, data: tuple[bytes, bytes], expected: int) 
     return elapsed
 
 
+@contextmanager
+def index_variant(conninfo: str, drop: Sequence[str], extra: str | None) -> Iterator[None]:
+    """The span table with the indexes named in ``drop`` removed and the ``extra`` index
+    (a CREATE INDEX statement) added, for one exporter run; put back as it was after. The
+    table is empty between runs, so this costs nothing."""
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        definitions = []
+        for name in drop:
+            row = conn.execute(
+                "SELECT pg_get_indexdef(%s::regclass)", (f"public.{name}",)
+            ).fetchone()
+            assert row is not None, name
+            definitions.append(row[0])
+            conn.execute(f'DROP INDEX "{name}"')
+        if extra:
+            conn.execute(extra)
+    try:
+        yield
+    finally:
+        with psycopg.connect(conninfo, autocommit=True) as conn:
+            if extra:
+                name = extra.split(" ON ", 1)[0].split()[-1]
+                conn.execute(f"DROP INDEX IF EXISTS {name}")
+            for definition in definitions:
+                conn.execute(definition)
+
+
 def ingest(
     conninfo: str,
     n_spans: int,
     repeat: int,
     batches: Sequence[int],
     compare_with: str | None = None,
+    without_indexes: Sequence[str] = (),
+    extra_index: str | None = None,
 ) -> dict[str, Any]:
     started = time.perf_counter()
     spans = generate_spans(n_spans)
@@ -328,12 +362,30 @@ def ingest(
     if compare_with:
         old = exporter_class(compare_with)
         variants.update({f"batch={b} @{compare_with}": (old, b) for b in batches})
+    # Schema variants of the same exporter: what the span indexes cost on the write path.
+    # Both options together make one variant (e.g. the schema before a migration).
+    schema_of: dict[str, tuple[Sequence[str], str | None]] = {}
+    if without_indexes or extra_index:
+        change = " ".join(
+            part
+            for part in (
+                f"-{len(without_indexes)} idx" if without_indexes else "",
+                "+1 idx" if extra_index else "",
+            )
+            if part
+        )
+        for b in batches:
+            schema_of[f"batch={b} {change}"] = (without_indexes, extra_index)
+    for label in schema_of:
+        variants[label] = (exporter_class(None), int(label.split()[0].split("=")[1]))
     exporter_s: dict[str, list[float]] = {label: [] for label in variants}
     copy_s: dict[str, list[float]] = {fmt: [] for fmt in COPY_FORMATS}
     dumped: dict[str, tuple[bytes, bytes]] = {}
     for rep in range(repeat):
         for label, (cls, batch) in variants.items():
-            elapsed, landed = run_exporter(conninfo, spans, batch, cls)
+            drop, extra = schema_of.get(label, ((), None))
+            with index_variant(conninfo, drop, extra):
+                elapsed, landed = run_exporter(conninfo, spans, batch, cls)
             exporter_s[label].append(elapsed)
             print(
                 f"  rep {rep + 1} exporter {label:<20}: {elapsed:6.2f}s "
@@ -370,7 +422,7 @@ def ingest(
         target = (
             f"[>= 50,000/s: {'OK' if rate >= 50_000 else 'MISSED'}; "
             f">= 0.33 x COPY: {'OK' if ratio >= 1 / 3 else 'MISSED'}]"
-            if "@" not in label
+            if "@" not in label and label not in schema_of
             else ""
         )
         print(f"    {label:<20}: {rate:>9,.0f} spans/s  {ratio:.2f} x COPY  {target}")
@@ -387,6 +439,8 @@ def _schema_for_older_exporters(conninfo: str) -> None:
             "ALTER TABLE tracing_oteltrace "
             "ADD COLUMN IF NOT EXISTS has_root boolean NOT NULL DEFAULT false"
         )
+        # Exporters before migration tracing/0005 do not write the span's service.
+        conn.execute("ALTER TABLE tracing_otelspan ALTER COLUMN service_name SET DEFAULT ''")
 
 
 def main(argv: Sequence[str] | None = None) -> None:
@@ -400,6 +454,19 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument(
         "--compare-with", metavar="REV", help="also time the exporter as of git REV"
     )
+    parser.add_argument(
+        "--without-span-indexes",
+        nargs="+",
+        default=(),
+        metavar="NAME",
+        help="also time the exporter with these indexes dropped (same run, each repetition; "
+        "with --extra-index, one variant doing both)",
+    )
+    parser.add_argument(
+        "--extra-index",
+        metavar="SQL",
+        help="also time the exporter with this CREATE INDEX statement applied",
+    )
     args = parser.parse_args(argv)
     setup_django()
     with bench_database(args.keep_db) as conninfo:
@@ -407,7 +474,15 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.compare_with:
             _schema_for_older_exporters(conninfo)
         if not args.only_overhead:
-            ingest(conninfo, args.spans, args.repeat, args.batch, args.compare_with)
+            ingest(
+                conninfo,
+                args.spans,
+                args.repeat,
+                args.batch,
+                args.compare_with,
+                args.without_span_indexes,
+                args.extra_index,
+            )
         if not args.skip_overhead:
             import bench_overhead
 

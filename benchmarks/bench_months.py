@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 from bench_ingest import bench_database, generate_spans, machine_line, setup_django  # noqa: E402
 
-BEFORE = "0004_drop_oteltrace_has_root"
+BEFORE = "0006_span_search_columns"
 COPY_SPANS = "months_delete_spans"
 COPY_TRACES = "months_delete_traces"
 

@@ -14,6 +14,10 @@ What it owns: seeding when needed, serving the real ASGI app, timing real HTTP r
    loopback round trip (well under a millisecond), not queueing.
 4. ``--explain`` also captures the SQL each case runs (a hook in the server process) and
    prints ``EXPLAIN (ANALYZE, BUFFERS)`` of every statement, to check the plans.
+5. ``--compare-with DIR`` also serves another checkout of the project (DIR, with its own
+   ``.venv``) over the same database and sends every request to both servers in turn, so
+   both see the same machine load; the report puts both side by side. The database must be
+   at a schema both checkouts read (migrate it to the older one's migrations).
 
 Usage::
 
@@ -24,6 +28,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -44,6 +49,9 @@ from typing import Any
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from span_cases import span_cases, span_verdict  # noqa: E402
+
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
 
 SQL_LOG_ENV = "QBENCH_SQL_LOG"
@@ -138,13 +146,15 @@ def _free_port() -> int:
 
 
 @contextmanager
-def running_server(sql_log: str | None = None) -> Iterator[tuple[str, int]]:
-    """The server's base URL and process id."""
+def running_server(sql_log: str | None = None, root: Path = ROOT) -> Iterator[tuple[str, int]]:
+    """The server's base URL and process id; ``root``: the checkout served (its own venv)."""
     port = _free_port()
     env = dict(os.environ)
     if sql_log:
         env[SQL_LOG_ENV] = sql_log
-    proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=env, cwd=ROOT)
+    python = root / ".venv/bin/python" if root != ROOT else Path(sys.executable)
+    script = root / "benchmarks/bench_query.py"
+    proc = subprocess.Popen([str(python), str(script), "--serve", str(port)], env=env, cwd=root)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -350,7 +360,7 @@ def build_cases(large_spans: int) -> list[Case]:
                 count_variant=False,
             )
         )
-    return cases
+    return cases + span_cases(Case, sample_ids)
 
 
 # --- client side -------------------------------------------------------------------------
@@ -372,17 +382,21 @@ def _rows(data: dict[str, Any]) -> int:
         return 0
     if "traces" in data:
         return len(data["traces"]["edges"])
+    if "spans" in data:
+        return len(data["spans"]["edges"])
+    if "spanStats" in data:
+        return int(data["spanStats"]["count"])
     trace = data.get("trace")
     if not trace:
         return 0
     return len(trace["spans"]) if "spans" in trace else len(trace["spanColumns"]["ids"])
 
 
-def deep_cursor(client: Any, pages: int) -> str:
+def deep_cursor(client: Any, pages: int, query: str | None = None) -> str:
     after = None
     for _ in range(pages):
-        _, data = _post(client, _list_query(False), {"after": after})
-        after = data["traces"]["pageInfo"]["endCursor"]
+        _, data = _post(client, query or _list_query(False), {"after": after})
+        after = (data.get("traces") or data["spans"])["pageInfo"]["endCursor"]
     assert after
     return after
 
@@ -400,29 +414,39 @@ class ProcessCpu:
         return (int(fields[11]) + int(fields[12])) / self.tick
 
 
-def measure(client: Any, server: ProcessCpu, case: Case, requests: int, warmup: int) -> Result:
-    cpu = [0.0]
+def measure(
+    targets: list[tuple[Any, ProcessCpu]], case: Case, requests: int, warmup: int
+) -> list[Result]:
+    """One result per (client, server) target; request i goes to every target in turn."""
+    cpu = [0.0] * len(targets)
 
-    def run(query: str) -> tuple[list[float], int, dict[str, Any]]:
-        samples: list[float] = []
-        rows = 0
-        data: dict[str, Any] = {}
+    def run(query: str) -> list[tuple[list[float], int, dict[str, Any]]]:
+        samples: list[list[float]] = [[] for _ in targets]
+        rows = [0] * len(targets)
+        data: list[dict[str, Any]] = [{} for _ in targets]
+        before = [0.0] * len(targets)
         for i in range(warmup + requests):
-            if i == warmup:
-                before = server.seconds()
-            elapsed, data = _post(client, query, case.variables[i % len(case.variables)])
-            rows = max(rows, _rows(data))
-            if i >= warmup:
-                samples.append(elapsed)
-        cpu[0] = (server.seconds() - before) * 1000 / requests
-        return samples, rows, data
+            for t, (client, server) in enumerate(targets):
+                if i == warmup:
+                    before[t] = server.seconds()
+                elapsed, data[t] = _post(client, query, case.variables[i % len(case.variables)])
+                rows[t] = max(rows[t], _rows(data[t]))
+                if i >= warmup:
+                    samples[t].append(elapsed)
+        for t, (_, server) in enumerate(targets):
+            cpu[t] = (server.seconds() - before[t]) * 1000 / requests
+        return list(zip(samples, rows, data, strict=True))
 
-    samples, rows, _ = run(case.query)
-    result = Result(case.name, samples, rows, case.note, cpu_ms=cpu[0])
+    results = [
+        Result(case.name, samples, rows, case.note, cpu_ms=cpu[t])
+        for t, (samples, rows, _) in enumerate(run(case.query))
+    ]
     if case.count_variant:
-        result.with_count, _, data = run(case.query.replace(" pageInfo", " totalCount pageInfo"))
-        result.total = data["traces"]["totalCount"]
-    return result
+        counted = run(case.query.replace(" pageInfo", " totalCount pageInfo"))
+        for result, (samples, _, data) in zip(results, counted, strict=True):
+            result.with_count = samples
+            result.total = (data.get("traces") or data["spans"])["totalCount"]
+    return results
 
 
 def pct(samples: list[float], q: float) -> float:
@@ -443,7 +467,9 @@ def verdict(cases: list[Case], results: list[Result], large_spans: int) -> list[
     single = [
         by_name[c.name]
         for c in cases
-        if c.name in by_name and all(set(v) == {"f"} and len(v["f"]) == 1 for v in c.variables)
+        if c.name in by_name
+        and c.query.lstrip().startswith("query Q")  # the trace list (spans: span_verdict)
+        and all(set(v) == {"f"} and len(v["f"]) == 1 for v in c.variables)
     ]
     if single:
         worst = max(single, key=lambda r: pct(r.samples, 95))
@@ -460,6 +486,22 @@ def verdict(cases: list[Case], results: list[Result], large_spans: int) -> list[
                 f"{p95:.1f} ms -> {'met' if p95 < DETAIL_TARGET_MS else 'MISSED'}"
             )
     return lines
+
+
+def compare_report(results: list[Result], others: list[Result], other: str) -> str:
+    """This checkout's figures beside ``other``'s, measured interleaved."""
+    lines = [
+        f"| case | p50 ms {other} | p50 ms here | here / {other} "
+        f"| server CPU ms/req {other} | here |",
+        "|---|---:|---:|---:|---:|---:|",
+    ]
+    for r, o in zip(results, others, strict=True):
+        mine, theirs = pct(r.samples, 50), pct(o.samples, 50)
+        lines.append(
+            f"| {r.name} | {theirs:.1f} | {mine:.1f} | {mine / theirs:.2f} | "
+            f"{o.cpu_ms:.1f} | {r.cpu_ms:.1f} |"
+        )
+    return "\n".join(lines)
 
 
 def report(results: list[Result], header: dict[str, str]) -> str:
@@ -525,9 +567,13 @@ def explain(base_url: str, token: str, cases: list[Case], sql_log: Path) -> str:
                     if "graphql_api_apitoken" in sql:
                         continue  # authentication: the same for every case
                     statements_run += not with_count
-                    if not sql.lstrip().upper().startswith("SELECT"):
+                    if not sql.lstrip().upper().startswith(("SELECT", "WITH")):
                         continue
-                    is_count = sql.lstrip().upper().startswith("SELECT COUNT(")
+                    # An aggregate query (spanStats) also starts with COUNT: only a list's
+                    # count is the count variant.
+                    is_count = case.count_variant and sql.lstrip().upper().startswith(
+                        "SELECT COUNT("
+                    )
                     if is_count != with_count:
                         continue  # the page statements are timed in the first variant
                     with connection.cursor() as cur:
@@ -543,11 +589,11 @@ def explain(base_url: str, token: str, cases: list[Case], sql_log: Path) -> str:
     return "\n".join(summary) + "\n" + "\n".join(plans)
 
 
-def code_version() -> str:
+def code_version(root: Path = ROOT) -> str:
     """The commit measured, and whether the app's code had uncommitted changes."""
 
     def git(*args: str) -> str:
-        done = subprocess.run(["git", *args], cwd=ROOT, capture_output=True, text=True)
+        done = subprocess.run(["git", *args], cwd=root, capture_output=True, text=True)
         return done.stdout.strip() if done.returncode == 0 else ""
 
     commit = git("rev-parse", "--short", "HEAD") or "unknown"
@@ -568,6 +614,11 @@ def main() -> None:
     parser.add_argument("--only", help="run only the cases whose name contains this text")
     parser.add_argument("--explain", type=Path, help="write EXPLAIN ANALYZE of every case here")
     parser.add_argument("--json", type=Path, help="also write the raw samples here")
+    parser.add_argument(
+        "--compare-with",
+        type=Path,
+        help="another checkout (with its .venv) to serve and measure interleaved with this one",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -596,27 +647,36 @@ def main() -> None:
     load_before = os.getloadavg()[0]
     try:
         sql_log = Path(tempfile.mkstemp(prefix="qbench-sql-")[1]) if args.explain else None
-        with running_server(str(sql_log) if sql_log else None) as (url, pid):
-            server = ProcessCpu(pid)
+        others: list[Result] = []
+        with contextlib.ExitStack() as stack:
+            url, pid = stack.enter_context(running_server(str(sql_log) if sql_log else None))
             headers = {"Authorization": f"Bearer {secret}"}
+            client = stack.enter_context(httpx.Client(base_url=url, headers=headers, timeout=120))
+            targets = [(client, ProcessCpu(pid))]
+            if args.compare_with:
+                other_url, other_pid = stack.enter_context(
+                    running_server(root=args.compare_with.resolve())
+                )
+                other_client = httpx.Client(base_url=other_url, headers=headers, timeout=120)
+                targets.append((stack.enter_context(other_client), ProcessCpu(other_pid)))
             results: list[Result] = []
-            with httpx.Client(base_url=url, headers=headers, timeout=120) as client:
-                for case in cases:
-                    if case.after_pages:
-                        case.variables = [{"after": deep_cursor(client, case.after_pages)}]
-                    if sql_log is None:
-                        result = measure(client, server, case, args.requests, args.warmup)
-                        results.append(result)
-                        print(
-                            f"{case.name:55s} p50 {pct(result.samples, 50):7.1f} ms  "
-                            f"p95 {pct(result.samples, 95):7.1f} ms"
-                            + (
-                                f"   with totalCount p50 {pct(result.with_count, 50):7.1f} ms"
-                                if result.with_count
-                                else ""
-                            ),
-                            flush=True,
-                        )
+            for case in cases:
+                if case.after_pages:
+                    case.variables = [{"after": deep_cursor(client, case.after_pages, case.query)}]
+                if sql_log is None:
+                    result, *other = measure(targets, case, args.requests, args.warmup)
+                    results.append(result)
+                    others.extend(other)
+                    print(
+                        f"{case.name:55s} p50 {pct(result.samples, 50):7.1f} ms  "
+                        f"p95 {pct(result.samples, 95):7.1f} ms"
+                        + (
+                            f"   with totalCount p50 {pct(result.with_count, 50):7.1f} ms"
+                            if result.with_count
+                            else ""
+                        ),
+                        flush=True,
+                    )
             if sql_log is not None:
                 args.explain.write_text(explain(url, secret, cases, sql_log))
                 print(f"plans written to {args.explain}")
@@ -637,13 +697,24 @@ def main() -> None:
     text = report(results, header)
     print()
     print(text)
+    if args.compare_with:
+        print()
+        print(compare_report(results, others, code_version(args.compare_with)))
     print()
     for line in verdict(cases, results, args.large_trace_spans):
+        print(line)
+    for line in span_verdict(results, pct):
         print(line)
     if args.json:
         args.json.write_text(
             json.dumps(
-                {"header": header, "results": [r.__dict__ for r in results]}, indent=1, default=str
+                {
+                    "header": header,
+                    "results": [r.__dict__ for r in results],
+                    "compared_with": [r.__dict__ for r in others],
+                },
+                indent=1,
+                default=str,
             )
         )
 

@@ -9,8 +9,10 @@ import strawberry_django
 from strawberry_django.relay import DjangoCursorConnection
 
 from campus_core.chat.models import Conversation, Message
+from graphql_api.errors import parse_int_id
+from graphql_api.pagination import MAX_PAGE_SIZE, BoundedPageMixin
 from graphql_api.permissions import staff_only
-from graphql_api.traces import MAX_PAGE_SIZE, BoundedPageMixin, TraceType, parse_int_id
+from graphql_api.traces.types import TraceType
 
 
 @strawberry_django.type(Message, name="Message", description="One chat message.")

@@ -17,9 +17,13 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from graphql_api import conversations, retention, spans, stats, traces
+from graphql_api import conversations, pagination, retention, stats
 from graphql_api.execution import YieldingExecutor
 from graphql_api.limits import DocumentLimits
+from graphql_api.spans import schema as spans
+from graphql_api.spans import search as span_search
+from graphql_api.spans import stats as span_stats
+from graphql_api.traces import schema as traces
 
 logger = logging.getLogger(__name__)
 
@@ -59,13 +63,22 @@ class Schema(strawberry.Schema):
 
 
 Query = merge_types(
-    "Query", (traces.Query, spans.Query, conversations.Query, stats.Query, retention.Query)
+    "Query",
+    (
+        traces.Query,
+        spans.Query,
+        span_search.Query,
+        conversations.Query,
+        stats.Query,
+        span_stats.Query,
+        retention.Query,
+    ),
 )
 
 schema = Schema(
     query=Query,
     config=StrawberryConfig(
-        relay_max_results=traces.MAX_PAGE_SIZE, scalar_map={stats.BigInt: stats.BIG_INT}
+        relay_max_results=pagination.MAX_PAGE_SIZE, scalar_map={stats.BigInt: stats.BIG_INT}
     ),
     execution_context_class=YieldingExecutor,
     extensions=[

@@ -1,6 +1,6 @@
 """Dashboard aggregates: ``traceStats(filters)`` and ``filterOptions``.
 
-Every number is computed by PostgreSQL (``tracing.selectors``): percentiles with
+Every number is computed by PostgreSQL (``tracing.read.stats``): percentiles with
 ``percentile_cont``, tools with ``unnest``, time buckets with ``date_trunc`` joined to
 ``generate_series``. Each requested part is one query; the headline numbers share one.
 """
@@ -18,10 +18,11 @@ from django.utils import timezone
 from strawberry import Info
 from strawberry_django.filters import apply as apply_filters
 
+from graphql_api.errors import BadArgument, given
 from graphql_api.permissions import staff_only
-from graphql_api.traces import BadArgument, TraceFilter, given
-from tracing import selectors
+from graphql_api.traces.filters import TraceFilter, agent_runs_by_default
 from tracing.models import OTelTrace
+from tracing.read import stats as reads
 
 # An integer that may exceed 32 bits (token sums); its GraphQL scalar is in schema.py.
 BigInt = NewType("BigInt", int)
@@ -32,17 +33,41 @@ BIG_INT = strawberry.scalar(
     parse_value=int,
 )
 
-TimeBucketSize = strawberry.enum(selectors.Bucket, name="TimeBucketSize")
+TimeBucketSize = strawberry.enum(reads.Bucket, name="TimeBucketSize")
+
+TIME_SERIES_DESCRIPTION = (
+    "per time bucket over [from, to), every bucket present. `from`/`to` default to the "
+    "filter's startedAfter/startedBefore, else to now and 60 buckets back. "
+    f"At most {reads.MAX_BUCKETS} buckets."
+)
 
 
-@strawberry.type(description="Duration percentiles of whole agent runs, in milliseconds.")
+def bucket_range(
+    size: reads.Bucket, from_: datetime | None, to: datetime | None, filters: object | None
+) -> tuple[datetime, datetime]:
+    """The checked [start, end) of a time series (see ``TIME_SERIES_DESCRIPTION``)."""
+    end = to or given(filters, "started_before") or timezone.now()
+    start = from_ or given(filters, "started_after") or end - size.width * 60
+    if start >= end:
+        raise BadArgument(f"from ({start.isoformat()}) must be before to ({end.isoformat()}).")
+    if (end - start) / size.width > reads.MAX_BUCKETS:
+        raise BadArgument(
+            f"The range holds more than {reads.MAX_BUCKETS} {size.value} buckets; "
+            "use a larger bucket or a shorter range."
+        )
+    return start, end
+
+
+@strawberry.type(description="Duration percentiles of agent runs (or spans), in milliseconds.")
 class DurationPercentiles:
     p50: float | None
     p95: float | None
     p99: float | None
 
 
-@strawberry.type(name="StatsGroup", description="Aggregates of the runs sharing one key.")
+@strawberry.type(
+    name="StatsGroup", description="Aggregates of the runs (or spans) sharing one key."
+)
 class StatsGroup:
     key: str
     count: int
@@ -69,7 +94,9 @@ class StatsGroup:
         )
 
 
-@strawberry.type(description="Aggregates of the runs started in [start, start + bucket).")
+@strawberry.type(
+    description="Aggregates of the runs (or spans) started in [start, start + bucket)."
+)
 class TimeBucket:
     start: datetime
     count: int
@@ -77,6 +104,17 @@ class TimeBucket:
     p95_duration_ms: float | None
     input_tokens: BigInt
     output_tokens: BigInt
+
+    @classmethod
+    def of(cls, row: dict[str, Any]) -> TimeBucket:
+        return cls(
+            start=row["start"],
+            count=row["count"],
+            errors=row["errors"],
+            p95_duration_ms=row["p95"],
+            input_tokens=row["input_tokens"],
+            output_tokens=row["output_tokens"],
+        )
 
 
 @strawberry.type(
@@ -91,9 +129,7 @@ class TraceStats:
     async def summary(self) -> dict[str, Any]:
         # Several fields share one aggregate query.
         if self._summary is None:
-            self._summary = asyncio.ensure_future(
-                sync_to_async(selectors.trace_summary)(self.traces)
-            )
+            self._summary = asyncio.ensure_future(sync_to_async(reads.trace_summary)(self.traces))
         return await self._summary
 
     @strawberry.field
@@ -124,81 +160,63 @@ class TraceStats:
 
     @strawberry.field(description="Per model, most frequent first.")
     async def by_model(self) -> list[StatsGroup]:
-        rows = await sync_to_async(selectors.breakdown_by_model)(self.traces)
+        rows = await sync_to_async(reads.breakdown_by_model)(self.traces)
         return [StatsGroup.of(row) for row in rows]
 
     @strawberry.field(description="Per status, most frequent first.")
     async def by_status(self) -> list[StatsGroup]:
-        rows = await sync_to_async(selectors.breakdown_by_status)(self.traces)
+        rows = await sync_to_async(reads.breakdown_by_status)(self.traces)
         return [StatsGroup.of(row) for row in rows]
 
     @strawberry.field(
         description="Per tool: the runs in which any span called it (a run counts once per tool)."
     )
     async def by_tool(self) -> list[StatsGroup]:
-        rows = await sync_to_async(selectors.breakdown_by_tool)(self.traces)
+        rows = await sync_to_async(reads.breakdown_by_tool)(self.traces)
         return [StatsGroup.of(row) for row in rows]
 
-    @strawberry.field(
-        description=(
-            "Runs per time bucket over [from, to), every bucket present. `from`/`to` default "
-            "to the filter's startedAfter/startedBefore, else to now and 60 buckets back. "
-            f"At most {selectors.MAX_BUCKETS} buckets."
-        )
-    )
+    @strawberry.field(description="Runs " + TIME_SERIES_DESCRIPTION)
     async def time_series(
         self,
         bucket: TimeBucketSize,  # type: ignore[valid-type]
         from_: Annotated[datetime | None, strawberry.argument(name="from")] = None,
         to: datetime | None = None,
     ) -> list[TimeBucket]:
-        size = selectors.Bucket(bucket)
-        end = to or given(self.filters, "started_before") or timezone.now()
-        start = from_ or given(self.filters, "started_after") or end - size.width * 60
-        if start >= end:
-            raise BadArgument(f"from ({start.isoformat()}) must be before to ({end.isoformat()}).")
-        if (end - start) / size.width > selectors.MAX_BUCKETS:
-            raise BadArgument(
-                f"The range holds more than {selectors.MAX_BUCKETS} {size.value} buckets; "
-                "use a larger bucket or a shorter range."
-            )
-        rows = await sync_to_async(selectors.time_series)(self.traces, size, start, end)
-        return [
-            TimeBucket(
-                start=row["start"],
-                count=row["count"],
-                errors=row["errors"],
-                p95_duration_ms=row["p95"],
-                input_tokens=row["input_tokens"],
-                output_tokens=row["output_tokens"],
-            )
-            for row in rows
-        ]
+        size = reads.Bucket(bucket)
+        start, end = bucket_range(size, from_, to, self.filters)
+        rows = await sync_to_async(reads.time_series)(self.traces, size, start, end)
+        return [TimeBucket.of(row) for row in rows]
 
 
 @strawberry.type(description="Distinct values for the filter dropdowns.")
 class FilterOptions:
     @strawberry.field
     async def statuses(self) -> list[str]:
-        return await sync_to_async(selectors.distinct_statuses)()
+        return await sync_to_async(reads.distinct_statuses)()
 
     @strawberry.field
     async def models(self) -> list[str]:
-        return await sync_to_async(selectors.distinct_models)()
+        return await sync_to_async(reads.distinct_models)()
 
     @strawberry.field
     async def tools(self) -> list[str]:
-        return await sync_to_async(selectors.distinct_tools)()
+        return await sync_to_async(reads.distinct_tools)()
+
+    @strawberry.field(description="Distinct service names of stored traces, sorted.")
+    async def services(self) -> list[str]:
+        return await sync_to_async(reads.distinct_services)()
 
 
 def _filtered(filters: TraceFilter | None, info: Info) -> QuerySet[OTelTrace]:
-    return apply_filters(filters, OTelTrace.objects.all(), info)
+    return apply_filters(filters, agent_runs_by_default(OTelTrace.objects.all(), filters), info)
 
 
 @strawberry.type
 class Query:
     @strawberry.field(
-        description="Aggregates over the runs matching the filters (all runs without filters).",
+        description=(
+            "Aggregates over the runs matching the filters (all agent runs without filters)."
+        ),
         extensions=staff_only(),
     )
     async def trace_stats(self, info: Info, filters: TraceFilter | None = None) -> TraceStats:
@@ -206,6 +224,8 @@ class Query:
         traces = _filtered(filters, info)
         return TraceStats(traces=traces, filters=filters)
 
-    @strawberry.field(description="Distinct statuses, models and tools.", extensions=staff_only())
+    @strawberry.field(
+        description="Distinct statuses, models, tools and services.", extensions=staff_only()
+    )
     def filter_options(self) -> FilterOptions:
         return FilterOptions()

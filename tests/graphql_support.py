@@ -21,6 +21,7 @@ from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client, RequestFactory
 from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -31,6 +32,7 @@ from graphql_api.schema import schema
 from tracing.conventions import attributes as A
 from tracing.export import PostgresSpanExporter
 from tracing.models import OTelTrace
+from tracing.pipeline import service_resource
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
 
@@ -42,8 +44,9 @@ def ns(at: datetime) -> int:
 class SpanWriter:
     """Emits real SDK spans with chosen timestamps into the real exporter."""
 
-    def __init__(self, exporter: PostgresSpanExporter) -> None:
-        self.provider = TracerProvider()
+    def __init__(self, exporter: PostgresSpanExporter, resource: Resource | None = None) -> None:
+        # This process's resource unless told otherwise (another service's spans).
+        self.provider = TracerProvider(resource=resource or service_resource())
         self.provider.add_span_processor(SimpleSpanProcessor(exporter))
         self.tracer = self.provider.get_tracer("tests.graphql")
         self.exporter = exporter
@@ -367,3 +370,12 @@ def api_token(username: str, *extra: str) -> str:
     out = io.StringIO()
     call_command("create_api_token", username, *extra, stdout=out, stderr=io.StringIO())
     return out.getvalue().strip()
+
+
+def percentile_cont(values: list[float], fraction: float) -> float:
+    """PostgreSQL's percentile_cont: linear interpolation between the closest ranks."""
+    ordered = sorted(values)
+    position = fraction * (len(ordered) - 1)
+    low = int(position)
+    high = min(low + 1, len(ordered) - 1)
+    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)

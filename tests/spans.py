@@ -13,12 +13,13 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from tracing.conventions.semconv import Generation
 from tracing.models import AgentStatus
+from tracing.pipeline import service_resource
 from tracing.pipeline.tagger import AgentRunTaggerProcessor
 from tracing.synthetic import run as synthetic
 
 
 def recording_provider() -> tuple[TracerProvider, InMemorySpanExporter]:
-    provider = TracerProvider()
+    provider = TracerProvider(resource=service_resource())
     memory = InMemorySpanExporter()
     provider.add_span_processor(AgentRunTaggerProcessor())
     provider.add_span_processor(SimpleSpanProcessor(memory))

@@ -28,6 +28,7 @@ from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Permission
 from django.test import Client
 from opentelemetry import trace
+from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 from opentelemetry.trace import Span, SpanKind, Status, StatusCode
@@ -37,6 +38,7 @@ from tests.agent_helpers import run_turn
 from tracing.conventions import attributes as A
 from tracing.export import PostgresSpanExporter
 from tracing.models import OTelSpan, OTelTrace
+from tracing.pipeline import service_resource
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -169,8 +171,8 @@ def _ns(at: datetime) -> int:
 class SpanWriter:
     """Real SDK spans with chosen timestamps, exported by the real PostgresSpanExporter."""
 
-    def __init__(self, exporter: PostgresSpanExporter) -> None:
-        self.provider = TracerProvider()
+    def __init__(self, exporter: PostgresSpanExporter, resource: Resource | None = None) -> None:
+        self.provider = TracerProvider(resource=resource or service_resource())
         self.provider.add_span_processor(
             BatchSpanProcessor(
                 exporter,
@@ -528,8 +530,9 @@ def test_staff_filters_opens_a_trace_reads_a_chat_span_and_crosses_to_the_conver
     cells = row.locator("td").all_inner_texts()
     assert cells[1] == "What is 12 * 7?"
     assert cells[2] == "completed" and cells[3] == "test-model"
-    assert cells[5] == f"{calc.total_input_tokens:,} / {calc.total_output_tokens:,}"
-    assert cells[6] == str(calc.iteration_count) and cells[7] == "calculate"
+    assert cells[4] == settings.OTEL_SERVICE_NAME
+    assert cells[6] == f"{calc.total_input_tokens:,} / {calc.total_output_tokens:,}"
+    assert cells[7] == str(calc.iteration_count) and cells[8] == "calculate"
 
     # The filtered view survives a reload (it lives in the URL).
     page.reload()
@@ -755,6 +758,63 @@ def test_filters_sorting_and_pages_live_in_the_url(
     page.go_back()
     assert shown() == [gamma, beta]
     assert "before=" in page.url
+
+
+def test_the_list_shows_and_filters_the_service_and_leaves_out_non_agent_traces(
+    live_server_url: str, page: Any, db_exporter: PostgresSpanExporter
+) -> None:
+    base = live_server_url
+    ours = SpanWriter(db_exporter)
+    phoenix = SpanWriter(db_exporter, Resource.create({SERVICE_NAME: "phoenix-worker"}))
+    edge = SpanWriter(db_exporter, Resource.create({SERVICE_NAME: "edge-proxy"}))
+    day = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+    local = write_simple_run(
+        ours, question="local run", start=day, duration_ms=500, model="model-a", tool=None
+    )
+    remote = write_simple_run(
+        phoenix,
+        question="remote run",
+        start=day + timedelta(hours=1),
+        duration_ms=500,
+        model="model-a",
+        tool=None,
+    )
+    health = edge.span(
+        "GET /health",
+        day + timedelta(hours=2),
+        20,
+        kind=SpanKind.SERVER,
+        attributes={A.HTTP_REQUEST_METHOD: "GET"},
+    )
+    for writer in (ours, phoenix, edge):
+        writer.flush()
+    make_user("staffer", staff=True)
+    admin_login(page, base, "staffer", next_path="/admin/agent-traces/")
+    wait_list(page)
+
+    def shown() -> dict[str, str]:
+        wait_list(page)
+        return {
+            str(r.get_attribute("data-trace-id")): r.locator("td.trace-service").inner_text()
+            for r in list_rows(page).all()
+        }
+
+    # Agent runs only, each with its service; the HTTP-only trace is not a run.
+    assert shown() == {local: settings.OTEL_SERVICE_NAME, remote: "phoenix-worker"}
+    options = page.locator(".trace-filters [name=serviceName] option").all_inner_texts()
+    assert options == [
+        "Any service",
+        *sorted([settings.OTEL_SERVICE_NAME, "edge-proxy", "phoenix-worker"]),
+    ]
+    page.select_option(".trace-filters [name=serviceName]", "phoenix-worker")
+    page.click(".trace-filters input[type=submit]")
+    page.wait_for_function("() => new URLSearchParams(location.search).has('serviceName')")
+    assert shown() == {remote: "phoenix-worker"}
+    # A shared URL asks for the same; the HTTP trace is still reachable by its id.
+    page.goto(f"{base}/admin/agent-traces/?serviceName=edge-proxy")
+    assert shown() == {}
+    open_detail(page, f"{base}/admin/agent-traces/{trace_id_of(health)}/")
+    assert page.locator(".wf-row").count() == 1
 
 
 def test_bad_filters_and_unknown_traces_get_clear_messages(

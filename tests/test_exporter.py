@@ -6,6 +6,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+import uuid
 from typing import Any
 
 import pytest
@@ -13,10 +14,13 @@ from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
 
+from tests.graphql_support import T0, SpanWriter
+from tests.other_services import PHOENIX_SERVICE, service
 from tests.pg_proxy import PostgresProxy
 from tests.spans import agent_run_spans, recording_provider
+from tracing.conventions import attributes as A
 from tracing.export import TRUNCATION_MARKER, PostgresSpanExporter
-from tracing.models import SUMMARY_COLUMNS, OTelSpan, OTelTrace
+from tracing.models import SUMMARY_COLUMNS, AgentStatus, OTelSpan, OTelTrace
 from tracing.pipeline.tagger import AgentRunTaggerProcessor, enter_agent_run, exit_agent_run
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -306,3 +310,29 @@ def test_exporter_writes_produce_no_spans(
     # ...but the exporter's own writes do not.
     assert exporter.stats.spans_written > 0 and exporter.stats.spans_duplicate > 0
     assert _statements_on_span_tables(during_export) == []
+
+
+def test_a_trace_becomes_a_run_when_its_agent_work_arrives(
+    db_exporter: PostgresSpanExporter,
+) -> None:
+    """Spans of one trace in separate exports, the agent span last: no_agent while only
+    HTTP spans are stored, running once an LLM span is, the outcome once the agent is."""
+    writer = SpanWriter(db_exporter, service(PHOENIX_SERVICE))
+    root = writer.span("agent", T0, 500, attributes={A.OPENINFERENCE_SPAN_KIND: "AGENT"})
+    llm = writer.span("llm", T0, 100, parent=root, attributes={A.OPENINFERENCE_SPAN_KIND: "LLM"})
+    http = writer.span("POST", T0, 50, parent=llm, attributes={A.HTTP_REQUEST_METHOD: "POST"})
+    trace_id = uuid.UUID(int=root.get_span_context().trace_id)
+
+    def status() -> str:
+        assert db_exporter.force_flush()
+        return OTelTrace.objects.get(id=trace_id).status
+
+    writer.end(http, T0, 50)
+    assert status() == AgentStatus.NO_AGENT
+    writer.end(llm, T0, 100)
+    assert status() == AgentStatus.RUNNING
+    writer.end(root, T0, 500)
+    assert status() == AgentStatus.COMPLETED
+    trace = OTelTrace.objects.get(id=trace_id)
+    assert (trace.iteration_count, trace.span_count) == (1, 3)
+    writer.shutdown()

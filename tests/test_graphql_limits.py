@@ -11,6 +11,7 @@ from django.db import DatabaseError, connection
 from django.test.utils import CaptureQueriesContext
 from graphql import GraphQLError, get_introspection_query, parse
 
+from graphql_api.errors import BadArgument
 from graphql_api.limits import (
     MAX_ALIASES,
     MAX_DEPTH,
@@ -21,7 +22,6 @@ from graphql_api.limits import (
     document_cost,
 )
 from graphql_api.schema import is_internal
-from graphql_api.traces import BadArgument
 from tests.graphql_support import execute, unsaved_user
 
 pytestmark = pytest.mark.django_db

@@ -26,7 +26,7 @@ query($first: Int!) {
     totalCount
     pageInfo { hasNextPage endCursor }
     edges { cursor node {
-      id query status model totalDurationMs toolsUsed
+      id query status model totalDurationMs toolsUsed serviceName sessionId
       conversation { id title }
       userMessage { id content }
       aiMessage { id content }
@@ -43,7 +43,8 @@ query($id: ID!) {
     rootSpan { id depth }
     spans {
       id parentId name kind op depth offsetMs durationMs selfDurationMs status
-      attributes(naming: LEGACY) attribute(key: "llm.model")
+      attributes(naming: LEGACY) attribute(key: "llm.model") serviceName
+      oi: attributes(naming: OPENINFERENCE) oiModel: attribute(key: "llm.model_name")
       genAi { model inputTokens outputTokens toolName }
       parent { id } children { id }
     }
@@ -184,3 +185,61 @@ def test_conversations_with_nested_traces_cost_the_same_at_any_page_size(
         assert node["traces"]["totalCount"] == 1
         assert node["traces"]["edges"][0]["node"]["rootSpan"]["name"].startswith("invoke_agent")
     assert n10 == n100, "\n\n".join(sql)
+
+
+SPAN_PAGE = """
+query($first: Int!, $f: SpanFilter, $o: [SpanOrder!]! = []) {
+  spans(first: $first, filters: $f, ordering: $o) {
+    totalCount
+    pageInfo { hasNextPage endCursor }
+    edges { cursor node {
+      id traceId name kind durationMs depth parent { id } children { id }
+      genAi { model inputTokens } attribute(key: "llm.model")
+    } }
+  }
+}
+"""
+
+
+@pytest.mark.parametrize(
+    "variables",
+    [
+        {},
+        {"f": {"kind": ["LLM"], "trace": {"model": ["gpt-4o", "claude"]}}},
+        {
+            "f": {"attributes": [{"key": "llm.model", "in": ["gpt-4o", "claude"]}]},
+            "o": [{"durationMs": "DESC"}],
+        },
+    ],
+)
+def test_a_page_of_200_spans_costs_the_same_queries_as_a_page_of_10(
+    traces: dict[str, str], variables: dict[str, Any]
+) -> None:
+    n10, data10, _ = _count(SPAN_PAGE, {"first": 10, **variables})
+    n200, data200, sql = _count(SPAN_PAGE, {"first": 200, **variables})
+    assert len(data10["spans"]["edges"]) == 10
+    assert len(data200["spans"]["edges"]) == 200
+    assert len({e["node"]["traceId"] for e in data200["spans"]["edges"]}) > 10
+    assert n10 == n200, "\n\n".join(sql)
+    # page, count, the page's traces (for depth / parent / children)
+    assert n200 == 3, "\n\n".join(sql)
+
+
+SPAN_STATS = """
+{
+  spanStats(filters: {kind: [LLM]}) {
+    count errors errorRate inputTokens outputTokens durationMs { p50 p95 p99 }
+    byModel { key count } byTool { key count } byName { key count }
+    timeSeries(bucket: DAY, from: "2026-02-20T00:00:00Z", to: "2026-03-10T00:00:00Z") {
+      start count
+    }
+  }
+}
+"""
+
+
+def test_span_stats_cost_one_query_per_part(traces: dict[str, str]) -> None:
+    n, data, sql = _count(SPAN_STATS, {})
+    assert data["spanStats"]["count"] > 200
+    # headline numbers (shared), byModel, byTool, byName, timeSeries
+    assert n == 5, "\n\n".join(sql)

@@ -12,6 +12,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from tests.graphql_support import T0, Built, committed_dataset, execute
+from tests.graphql_support import percentile_cont as _cont
 
 pytestmark = pytest.mark.django_db
 
@@ -45,15 +46,6 @@ def _stats(**variables: Any) -> dict[str, Any]:
     result = execute(STATS, variables)
     assert result.errors is None, result.errors
     return result.data["traceStats"]
-
-
-def _cont(values: list[float], fraction: float) -> float:
-    """PostgreSQL's percentile_cont: linear interpolation between the closest ranks."""
-    ordered = sorted(values)
-    position = fraction * (len(ordered) - 1)
-    low = int(position)
-    high = min(low + 1, len(ordered) - 1)
-    return ordered[low] + (ordered[high] - ordered[low]) * (position - low)
 
 
 # whole-run durations of the dataset: library, failed, loop, earlier, legacy, orphan

@@ -503,6 +503,98 @@ def test_span_by_trace_and_span_id(data: Built) -> None:
     }
 
 
+SPAN_FRAGMENTS = """
+query($t: ID!, $s: ID!) {
+  named: span(traceId: $t, spanId: $s) { id ...Placement }
+  inline: span(traceId: $t, spanId: $s) { id ... on Span { depth offsetMs isOrphan } }
+}
+fragment Placement on Span { depth selfDurationMs parent { name } children { name } }
+"""
+
+
+def test_a_lone_span_answers_tree_fields_asked_through_fragments(data: Built) -> None:
+    """Fields that need the whole trace are found inside fragments too: a span fetched on
+    its own is then placed in its trace's tree, never answered as a tree of itself."""
+    stored = OTelSpan.objects.get(
+        trace_id=uuid.UUID(data.ids["library"]), name="execute_tool search_documents"
+    )
+    result = execute(SPAN_FRAGMENTS, {"t": data.ids["library"], "s": stored.span_id})
+    assert result.errors is None, result.errors
+    named, inline = result.data["named"], result.data["inline"]
+    assert (named["depth"], named["parent"], named["children"]) == (
+        2,
+        {"name": "iteration_1"},
+        [{"name": "SELECT campus"}],
+    )
+    # The child's time is not its own.
+    assert named["selfDurationMs"] < stored.duration_ms
+    assert inline == {"id": stored.span_id, "depth": 2, "offsetMs": 130.0, "isOrphan": False}
+
+
+SPAN_FIELDS = """
+{ __type(name: "Span") { fields { name args { name }
+  type { kind ofType { kind ofType { kind ofType { kind } } } } } } }
+"""
+
+
+def _leaf(type_: dict[str, Any] | None) -> bool:
+    while type_ is not None and type_["kind"] in ("NON_NULL", "LIST"):
+        type_ = type_["ofType"]
+    return type_ is not None and type_["kind"] in ("SCALAR", "ENUM")
+
+
+def test_every_span_field_of_a_lone_span_matches_its_trace(data: Built) -> None:
+    """Each field of Span, asked alone of a span fetched without its trace, answers what
+    the trace's own spans answer: a field that depends on the other spans cannot be
+    answered from the span alone by mistake (a new one must join TREE_FIELDS)."""
+    fields = execute(SPAN_FIELDS).data["__type"]["fields"]
+    selections = [
+        f["name"] if _leaf(f["type"]) else f"{f['name']} {{ __typename }}"
+        for f in fields
+        if not any(arg["name"] == "key" for arg in f["args"])
+    ]
+    assert {"depth", "selfDurationMs", "parent { __typename }"} <= set(selections)
+    trace_id = data.ids["library"]
+    detail = execute(
+        "query($id: ID!) { trace(id: $id) { spans { " + " ".join(selections) + " } } }",
+        {"id": trace_id},
+    ).data["trace"]["spans"]
+    deep = next(s for s in detail if s["name"] == "execute_tool search_documents")
+    for selection in selections:
+        name = selection.split(" ")[0]
+        alone = execute(
+            "query($t: ID!, $s: ID!) { span(traceId: $t, spanId: $s) { " + selection + " } }",
+            {"t": trace_id, "s": deep["id"]},
+        )
+        assert alone.errors is None, alone.errors
+        assert alone.data["span"][name] == deep[name], name
+
+
+def test_a_lone_span_reads_its_trace_only_when_asked(
+    data: Built, django_assert_num_queries: Any
+) -> None:
+    stored = OTelSpan.objects.get(
+        trace_id=uuid.UUID(data.ids["library"]), name="execute_tool search_documents"
+    )
+    variables = {"t": data.ids["library"], "s": stored.span_id}
+    with django_assert_num_queries(1):  # the span
+        plain = execute(
+            "query($t: ID!, $s: ID!) { span(traceId: $t, spanId: $s) { id name kind op } }",
+            variables,
+        )
+    assert plain.data["span"] == {
+        "id": stored.span_id,
+        "name": "execute_tool search_documents",
+        "kind": "TOOL",
+        "op": "gen_ai.execute_tool",
+    }
+    with django_assert_num_queries(2):  # the span, then its trace's spans
+        placed = execute(
+            "query($t: ID!, $s: ID!) { span(traceId: $t, spanId: $s) { id depth } }", variables
+        )
+    assert placed.data["span"] == {"id": stored.span_id, "depth": 2}
+
+
 # --- conversations -----------------------------------------------------------------------
 
 

@@ -20,7 +20,7 @@ from tracing.models import SPAN_COLUMNS, OTelSpan
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
-PARTITIONING = import_module("tracing.migrations.0005_partition_spans_by_day").Migration
+PARTITIONING = import_module("tracing.migrations.0007_partition_spans_by_day").Migration
 # The state just before partitioning, whatever other migrations it follows.
 BEFORE = [dep for dep in PARTITIONING.dependencies if dep[0] == "tracing"]
 _COLUMNS = ", ".join(("id", *SPAN_COLUMNS))

@@ -14,7 +14,8 @@ from django.db import connection
 from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.spans import agent_run_spans, started_at
-from tracing import partitions, selectors
+from tracing import partitions
+from tracing.read import spans as read_spans
 from tracing.export import PostgresSpanExporter, conninfo_for
 from tracing.models import OTelSpan, OTelTrace
 
@@ -103,7 +104,7 @@ def test_trace_reads_touch_only_the_trace_days_partitions(
         partitions.ensure_partitions(conn, DAY, days_ahead=3)
     spans = started_at(agent_run_spans(), partitions.day_start(DAY) + timedelta(hours=5))
     db_exporter.export(spans)
-    reads = OTelSpan.objects.filter(selectors.within_traces([tid(spans)]), trace_id=tid(spans))
+    reads = OTelSpan.objects.filter(read_spans.within_traces([tid(spans)]), trace_id=tid(spans))
     plan = reads.explain(analyze=True)
     scanned = {
         name
@@ -111,7 +112,7 @@ def test_trace_reads_touch_only_the_trace_days_partitions(
         if f"on {name} " in plan and f"on {name} " in _executed(plan)
     }
     assert scanned == {partitions.partition_name(DAY)}
-    assert len(selectors.spans_by_trace([tid(spans)])[tid(spans)]) == len(spans)
+    assert len(read_spans.spans_by_trace([tid(spans)])[tid(spans)]) == len(spans)
 
 
 def _all_partitions() -> list[partitions.DayPartition]:

@@ -25,6 +25,7 @@ from tracing.conventions import semconv
 from tracing.conventions.semconv import Concept, SpanCategory
 from tracing.export import PostgresSpanExporter, summary
 from tracing.models import SPAN_COLUMNS, SUMMARY_COLUMNS, OTelSpan, OTelTrace
+from tracing.pipeline import service_resource
 from tracing.synthetic import chunks
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -77,6 +78,7 @@ def _as_readable(span: OTelSpan, trace_id: int) -> ReadableSpan:
         start_time=_ns(span.started_at),
         end_time=_ns(span.ended_at),
         instrumentation_scope=InstrumentationScope(span.scope),
+        resource=service_resource(),
     )
 
 

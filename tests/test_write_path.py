@@ -8,6 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.core.management import call_command
 from django.test import Client
@@ -17,7 +18,7 @@ from campus_core.chat.llm.offline import campus_policy, completion
 from campus_core.chat.models import Conversation, Message
 from tests.agent_helpers import run_turn
 from tracing.conventions.semconv import SpanCategory, classify
-from tracing.models import OTelSpan, OTelTrace
+from tracing.models import OTelResource, OTelSpan, OTelTrace
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -103,6 +104,15 @@ def test_agent_run_is_persisted_as_one_complete_trace(
     assert trace.user_message.content == "When does the library open on weekends?"
     assert trace.ai_message is not None and trace.ai_message.content == final["content"]
     assert "10 am to 10 pm" in final["content"]
+    assert trace.session_id == str(final["conversation_id"])
+
+    # Every span, and so the run, under this process's service name.
+    assert trace.service_name == settings.OTEL_SERVICE_NAME
+    assert {s.service_name for s in spans.values()} == {settings.OTEL_SERVICE_NAME}
+    [resource_id] = {s.resource_id for s in spans.values()}
+    assert resource_id is not None
+    resource = OTelResource.objects.get(id=resource_id)
+    assert resource.attributes["service.name"] == settings.OTEL_SERVICE_NAME
 
 
 def _always_call_a_tool(request: dict[str, Any]) -> tuple[int, dict[str, Any]]:

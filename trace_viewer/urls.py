@@ -10,6 +10,7 @@ from trace_viewer import views as viewer
 
 urlpatterns = [
     path("admin/agent-traces/", viewer.trace_list_view, name="agent_traces"),
+    path("admin/agent-traces/spans/", viewer.span_list_view, name="agent_spans"),
     re_path(
         r"^admin/agent-traces/(?P<trace_id>[0-9a-fA-F]{32})/$",
         viewer.trace_detail_view,

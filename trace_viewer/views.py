@@ -1,4 +1,5 @@
-"""The staff trace viewer at /admin/agent-traces/: page shells only.
+"""The staff trace viewer at /admin/agent-traces/ (runs, and the Spans tab at
+/admin/agent-traces/spans/): page shells only.
 
 These views render the admin chrome (header, breadcrumbs) and hand the browser the URLs
 it needs; every trace, span and filter option is then read by the page's ES modules from
@@ -13,6 +14,9 @@ from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
 from django.template.response import TemplateResponse
 from django.urls import NoReverseMatch, reverse
+from opentelemetry.trace import StatusCode
+
+from tracing.conventions.semconv import SpanCategory
 
 # The endpoint the GraphQL contract names; used if graphql_api gives its route no name.
 GRAPHQL_PATH = "/graphql/"
@@ -33,6 +37,7 @@ def _page_context(request: HttpRequest, title: str) -> dict[str, object]:
         # The API checks CSRF on POST like any session-authenticated endpoint.
         "csrfToken": get_token(request),
         "listUrl": reverse("agent_traces"),
+        "spanListUrl": reverse("agent_spans"),
         "traceUrlTemplate": reverse("agent_trace_detail", args=["0" * 32]).replace(
             "0" * 32, ID_PLACEHOLDER
         ),
@@ -49,6 +54,14 @@ def trace_list(request: HttpRequest) -> HttpResponse:
     )
 
 
+def span_list(request: HttpRequest) -> HttpResponse:
+    context = _page_context(request, "Agent spans")
+    # The SpanKind and SpanStatus values of the schema, for the filter dropdowns.
+    context["span_kinds"] = [category.name for category in SpanCategory]
+    context["span_statuses"] = [code.name for code in StatusCode]
+    return TemplateResponse(request, "admin/agent_spans.html", context)
+
+
 def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
     # The URL pattern admits only 32 hex digits; the API spells ids in lowercase. Whether
     # the id names a stored trace is the page's to report, learnt from the API.
@@ -62,3 +75,4 @@ def trace_detail(request: HttpRequest, trace_id: str) -> HttpResponse:
 # same CSRF handling as every other admin page.
 trace_list_view = admin.site.admin_view(trace_list)
 trace_detail_view = admin.site.admin_view(trace_detail)
+span_list_view = admin.site.admin_view(span_list)

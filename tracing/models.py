@@ -2,8 +2,9 @@
 
 Owns the stored shapes and the names written into them: ``AgentStatus`` (a run's terminal
 status, compared everywhere as this enum), ``SPAN_COLUMNS`` (the span columns every writer
-and reader uses, in order) and ``SUMMARY_COLUMNS`` (the trace columns the exporter's
-summary maintains).
+and reader uses, in order), ``SUMMARY_COLUMNS`` (the trace columns the exporter's
+summary maintains) and ``OTelResource`` (the resource attributes spans were sent with,
+stored once per distinct resource).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from django.contrib.postgres.fields import ArrayField
 from django.contrib.postgres.indexes import GinIndex, OpClass
 from django.db import models
-from django.db.models import F
+from django.db.models import F, Q
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Now, Upper
 
@@ -19,12 +20,15 @@ from campus_core.chat.models import Conversation, Message
 
 
 class AgentStatus(models.TextChoices):
-    """An agent run's status: ``RUNNING`` until its agent span is stored."""
+    """A trace's status: ``NO_AGENT`` while none of its spans is agent work (e.g. a service
+    that sent only HTTP spans), ``RUNNING`` once one is (or once the in-process tagger marked
+    a span as inside an agent run) until its agent span is stored, then the run's outcome."""
 
     RUNNING = "running"
     COMPLETED = "completed"
     ERROR = "error"
     MAX_ITERATIONS = "max_iterations"
+    NO_AGENT = "no_agent"
 
 
 # The stored span columns, in the order every writer (COPY) and reader uses them.
@@ -42,6 +46,15 @@ SPAN_COLUMNS: tuple[str, ...] = (
     "attributes",
     "events",
     "scope",
+    "service_name",
+    "resource_id",
+    # Promoted from the attributes by the row builder (tracing.export.rows), so span
+    # search filters and aggregates on typed, indexed columns instead of JSON.
+    "kind",
+    "model",
+    "tool_name",
+    "input_tokens",
+    "output_tokens",
 )
 # The trace columns derived from its spans (tracing.export.summary maintains them).
 SUMMARY_COLUMNS: tuple[str, ...] = (
@@ -62,6 +75,8 @@ SUMMARY_COLUMNS: tuple[str, ...] = (
     "tools_used",
     "span_count",
     "root_span_id",
+    "service_name",
+    "session_id",
 )
 
 
@@ -83,7 +98,7 @@ class OTelTrace(models.Model):
     )
     agent_name = models.CharField(max_length=200, blank=True, db_default="")
     query = models.TextField(blank=True, db_default="")
-    status = models.CharField(max_length=32, db_default=AgentStatus.RUNNING.value)
+    status = models.CharField(max_length=32, db_default=AgentStatus.NO_AGENT.value)
     model = models.CharField(max_length=200, blank=True, db_default="")
     started_at = models.DateTimeField(null=True)
     ended_at = models.DateTimeField(null=True)
@@ -98,6 +113,11 @@ class OTelTrace(models.Model):
     span_count = models.IntegerField(db_default=0)
     # The agent span (invoke_agent / agent_run) once stored; '' until then.
     root_span_id = models.CharField(max_length=16, blank=True, db_default="")
+    # The service of the agent span (until it arrives: of the earliest span stored).
+    service_name = models.CharField(max_length=200, blank=True, db_default="")
+    # The run's conversation/session id as sent (gen_ai.conversation.id, session.id, ...),
+    # whether or not it names one of our Conversation rows (``conversation`` links those).
+    session_id = models.CharField(max_length=255, blank=True, db_default="")
     updated_at = models.DateTimeField(auto_now=True, db_default=Now())
 
     class Meta:
@@ -117,12 +137,27 @@ class OTelTrace(models.Model):
                 name="trace_total_tokens_idx",
             ),
             models.Index(fields=["conversation", "-started_at"], name="trace_conversation_idx"),
+            models.Index(fields=["service_name", "-started_at", "-id"], name="trace_service_idx"),
+            models.Index(fields=["session_id", "-started_at", "-id"], name="trace_session_idx"),
             GinIndex(fields=["tools_used"], name="trace_tools_gin"),
             GinIndex(OpClass(Upper("query"), name="gin_trgm_ops"), name="trace_query_trgm"),
         )
 
     def __str__(self) -> str:
         return f"{self.id.hex} {self.status}"
+
+
+# The span columns the span aggregates read, carried by the start-time index.
+STATS_INCLUDE = (
+    "duration_ms",
+    "status_code",
+    "input_tokens",
+    "output_tokens",
+    "kind",
+    "model",
+    "tool_name",
+    "name",
+)
 
 
 class OTelSpan(models.Model):
@@ -135,9 +170,10 @@ class OTelSpan(models.Model):
     (``trace_window``) so PostgreSQL reads one day's partition instead of probing them all.
     """
 
-    # No index of its own: the unique (trace, span_id) index serves every lookup by trace,
-    # and one B-tree fewer is one insert fewer per span on the write path.
-    # No foreign key in the database (tracing/migrations/0005): on the partitioned table
+    # No index of its own: the unique (trace, span_id) index serves every lookup by trace
+    # (a trace's spans are sorted by start in memory: under 1 ms for 1,000 spans), and one
+    # B-tree fewer is one insert fewer per span on the write path.
+    # No foreign key in the database (tracing/migrations/0007): on the partitioned table
     # it made every deleted trace probe every day partition, and every span lock its trace.
     trace = models.ForeignKey(
         OTelTrace,
@@ -158,6 +194,28 @@ class OTelSpan(models.Model):
     attributes = models.JSONField(default=dict)
     events = models.JSONField(default=list)
     scope = models.CharField(max_length=200, blank=True, default="")
+    service_name = models.CharField(max_length=200, blank=True, default="")
+    # The span's resource (OTelResource.id); null for spans stored before resources were.
+    # No foreign-key constraint: the writer stores the resource in the span's own
+    # transaction, and a constraint would cost one index probe per span written.
+    resource = models.ForeignKey(
+        "OTelResource",
+        null=True,
+        blank=True,
+        on_delete=models.DO_NOTHING,
+        db_constraint=False,
+        db_index=False,
+        related_name="+",
+    )
+    # What the classifier (tracing.conventions.semconv.span_facts) found, written by the
+    # row builder: a SpanCategory value, the model and tool resolved across naming
+    # generations (NULL when the span has none), and the LLM token counts (0 otherwise).
+    kind = models.CharField(max_length=32, db_default="other")
+    # NULL, not '': the partial indexes below then hold only the spans that have one.
+    model = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    tool_name = models.CharField(max_length=200, null=True, blank=True)  # noqa: DJ001
+    input_tokens = models.BigIntegerField(db_default=0)
+    output_tokens = models.BigIntegerField(db_default=0)
 
     class Meta:
         verbose_name = "agent trace span"
@@ -166,7 +224,53 @@ class OTelSpan(models.Model):
                 fields=["trace", "span_id", "started_at"], name="span_unique_in_trace"
             ),
         )
-        indexes = (models.Index(fields=["trace", "started_at"], name="span_trace_start_idx"),)
+        indexes = (
+            # Span search (tracing.read.span_search): newest first under one filter each;
+            # ties end on id, the keyset's last key. Indexes that insert all over the tree
+            # (duration, kind first) cost the exporter 15-40% and are left out: a kind
+            # filter walks the start-time index (every stored kind is >= 6% of spans), and
+            # ordering by duration sorts the filtered spans (benchmarks/RESULTS.md).
+            # Covering: span aggregates over a time window (spanStats) read the index
+            # alone, never the wide rows (one day at 1M spans: ~100 ms -> ~20-40 ms).
+            models.Index(
+                fields=["-started_at", "-id"],
+                name="span_started_idx",
+                include=STATS_INCLUDE,
+            ),
+            models.Index(
+                fields=["model", "-started_at", "-id"],
+                name="span_model_started_idx",
+                condition=Q(model__isnull=False),
+            ),
+            models.Index(
+                fields=["tool_name", "-started_at", "-id"],
+                name="span_tool_started_idx",
+                condition=Q(tool_name__isnull=False),
+            ),
+            models.Index(
+                fields=["-started_at", "-id"],
+                name="span_error_started_idx",
+                condition=Q(status_code="ERROR"),
+            ),
+        )
 
     def __str__(self) -> str:
         return f"{self.name} ({self.span_id})"
+
+
+class OTelResource(models.Model):
+    """One distinct OTel resource (the attributes of the process that sent spans).
+
+    ``id`` is a 63-bit digest of the attributes (``tracing.export.rows.resource_ref``), so
+    the thousands of spans of one process share one row, and writing it again is a no-op.
+    """
+
+    id = models.BigIntegerField(primary_key=True)
+    service_name = models.CharField(max_length=200, blank=True, default="")
+    attributes = models.JSONField(default=dict)
+
+    class Meta:
+        verbose_name = "span resource"
+
+    def __str__(self) -> str:
+        return self.service_name or str(self.id)

@@ -47,7 +47,7 @@ def _policy(*, script_hashes: tuple[str, ...] = (), style_hashes: tuple[str, ...
 
 POLICY = _policy()
 # URL names (trace_viewer/urls.py) of the viewer's pages, and of /graphql/ (graphql_api/urls.py).
-CSP_VIEW_NAMES = frozenset({"agent_traces", "agent_trace_detail"})
+CSP_VIEW_NAMES = frozenset({"agent_traces", "agent_spans", "agent_trace_detail"})
 GRAPHIQL_VIEW_NAMES = frozenset({"graphql"})
 # An inline block is a <script> or <style> tag without attributes (a src= script is a file).
 _INLINE_BLOCK = re.compile(r"<(script|style)>(.*?)</\1>", re.DOTALL)

@@ -1,8 +1,9 @@
 """Every span attribute name the product writes or reads, in one place.
 
-Three naming generations exist in stored data (see DESIGN.md): the current OpenTelemetry
-GenAI names (written now), the earlier GenAI names of the Sentry era, and this product's
-legacy names. Writers use only the current names; readers go through
+Four naming generations exist in stored data (see DESIGN.md): the current OpenTelemetry
+GenAI names (written now), the earlier GenAI names of the Sentry era, this product's
+legacy names, and OpenInference (what other services' Phoenix-style instrumentations
+send). Writers use only the current names; readers go through
 ``tracing.conventions.semconv``.
 """
 
@@ -52,6 +53,33 @@ LEGACY_TOOL_OUTPUT: Final = "tool.output"
 LEGACY_TOOL_SUCCESS: Final = "tool.success"
 LEGACY_CONVERSATION_ID: Final = "conversation.id"
 
+# --- OpenInference (Arize; spec/semantic_conventions.md); read, never written ---------------
+OPENINFERENCE_SPAN_KIND: Final = "openinference.span.kind"
+OI_LLM_MODEL_NAME: Final = "llm.model_name"
+OI_LLM_PROVIDER: Final = "llm.provider"  # the same key, and concept, as the legacy name
+OI_LLM_TOKEN_COUNT_PROMPT: Final = "llm.token_count.prompt"
+OI_LLM_TOKEN_COUNT_COMPLETION: Final = "llm.token_count.completion"
+OI_LLM_TOKEN_COUNT_TOTAL: Final = "llm.token_count.total"
+OI_LLM_FINISH_REASON: Final = "llm.finish_reason"
+OI_TOOL_NAME: Final = "tool.name"  # the same key, and concept, as the legacy name
+OI_TOOL_PARAMETERS: Final = "tool.parameters"
+OI_INPUT_VALUE: Final = "input.value"
+OI_OUTPUT_VALUE: Final = "output.value"
+OI_SESSION_ID: Final = "session.id"
+OI_USER_ID: Final = "user.id"
+OI_AGENT_NAME: Final = "agent.name"
+
+# openinference.span.kind values
+OI_KIND_AGENT: Final = "AGENT"
+OI_KIND_LLM: Final = "LLM"
+OI_KIND_TOOL: Final = "TOOL"
+OI_KIND_CHAIN: Final = "CHAIN"
+OI_KIND_RETRIEVER: Final = "RETRIEVER"
+OI_KIND_EMBEDDING: Final = "EMBEDDING"
+OI_KIND_RERANKER: Final = "RERANKER"
+OI_KIND_GUARDRAIL: Final = "GUARDRAIL"
+OI_KIND_EVALUATOR: Final = "EVALUATOR"
+
 # --- Sentry ---------------------------------------------------------------------------------
 SENTRY_OP: Final = "sentry.op"
 SENTRY_OP_INVOKE_AGENT: Final = "gen_ai.invoke_agent"
@@ -86,7 +114,8 @@ LEGACY_SPAN_AGENT_RUN: Final = "agent_run"
 LEGACY_SPAN_LLM_CALL: Final = "llm_call"
 LEGACY_SPAN_TOOL_CALL_PREFIX: Final = "tool_call."
 
-# --- Standard OTel attributes used by classification ---------------------------------------
+# --- Standard OTel attributes used by classification and storage ----------------------------
+SERVICE_NAME: Final = "service.name"  # a resource attribute
 DB_SYSTEM: Final = "db.system"
 DB_SYSTEM_NAME: Final = "db.system.name"
 DB_STATEMENT: Final = "db.statement"

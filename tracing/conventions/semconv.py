@@ -1,4 +1,4 @@
-"""Span classification and attribute resolution across the three naming generations.
+"""Span classification and attribute resolution across the four naming generations.
 
 The one place that knows what a span *is* (``classify``: agent run, iteration, LLM call,
 tool call, ...), which naming ``Generation`` a name belongs to, and where a concept (model,
@@ -6,7 +6,14 @@ tokens, tool input, ...) lives in each generation (``ALIASES``, the one alias ta
 exporter (trace summaries), the GraphQL API and the admin viewer all read through it.
 
 The alias table is explicit, concept by concept, never a prefix rewrite: other
-conventions also use ``llm.*`` and ``tool.*`` keys that mean something else.
+conventions also use ``llm.*`` and ``tool.*`` keys that mean something else. Where the
+legacy names and OpenInference share a key (``tool.name``, ``llm.provider``) they name the
+same concept.
+
+OpenInference agent runs have no ``iteration_N`` spans and no status attribute: each
+OpenInference LLM span counts as one iteration (``SpanFacts.iteration``: one LLM call per
+iteration is what this product's own runs record, so a run and its OpenInference twin
+count alike), and the run's status is its agent span's OTel status (``agent_status``).
 """
 
 from __future__ import annotations
@@ -42,6 +49,7 @@ class Generation(StrEnum):
     CURRENT = "current"  # OpenTelemetry GenAI names, written now
     EARLIER = "earlier"  # the GenAI names of the Sentry era; read, never written
     LEGACY = "legacy"  # this product's first names; read, never written
+    OPENINFERENCE = "openinference"  # Arize OpenInference, sent by other services; read only
 
 
 class Concept(StrEnum):
@@ -57,6 +65,7 @@ class Concept(StrEnum):
     PROMPT = "prompt"
     CONVERSATION_ID = "conversation_id"
     AGENT_STATUS = "agent_status"
+    AGENT_NAME = "agent_name"
 
 
 @functools.cache
@@ -72,42 +81,70 @@ class AliasKeys:
     current: str
     earlier: str
     legacy: str
+    openinference: str
 
     def key(self, generation: Generation) -> str:
         return str(getattr(self, generation.value))
 
     def all(self) -> tuple[str, ...]:
         # Order of preference when several generations are present on one span.
-        return _distinct_keys(self.current, self.earlier, self.legacy)
+        return _distinct_keys(self.current, self.earlier, self.legacy, self.openinference)
 
 
+# A concept a generation has no name for repeats another generation's key (one key, read
+# the same way, whoever wrote it).
 ALIASES: dict[Concept, AliasKeys] = {
-    Concept.MODEL: AliasKeys(A.GEN_AI_REQUEST_MODEL, A.GEN_AI_REQUEST_MODEL, A.LEGACY_LLM_MODEL),
-    Concept.PROVIDER: AliasKeys(A.GEN_AI_PROVIDER_NAME, A.GEN_AI_SYSTEM, A.LEGACY_LLM_PROVIDER),
+    Concept.MODEL: AliasKeys(
+        A.GEN_AI_REQUEST_MODEL, A.GEN_AI_REQUEST_MODEL, A.LEGACY_LLM_MODEL, A.OI_LLM_MODEL_NAME
+    ),
+    Concept.PROVIDER: AliasKeys(
+        A.GEN_AI_PROVIDER_NAME, A.GEN_AI_SYSTEM, A.LEGACY_LLM_PROVIDER, A.OI_LLM_PROVIDER
+    ),
     Concept.INPUT_TOKENS: AliasKeys(
-        A.GEN_AI_USAGE_INPUT_TOKENS, A.GEN_AI_USAGE_INPUT_TOKENS, A.LEGACY_LLM_INPUT_TOKENS
+        A.GEN_AI_USAGE_INPUT_TOKENS,
+        A.GEN_AI_USAGE_INPUT_TOKENS,
+        A.LEGACY_LLM_INPUT_TOKENS,
+        A.OI_LLM_TOKEN_COUNT_PROMPT,
     ),
     Concept.OUTPUT_TOKENS: AliasKeys(
-        A.GEN_AI_USAGE_OUTPUT_TOKENS, A.GEN_AI_USAGE_OUTPUT_TOKENS, A.LEGACY_LLM_OUTPUT_TOKENS
+        A.GEN_AI_USAGE_OUTPUT_TOKENS,
+        A.GEN_AI_USAGE_OUTPUT_TOKENS,
+        A.LEGACY_LLM_OUTPUT_TOKENS,
+        A.OI_LLM_TOKEN_COUNT_COMPLETION,
     ),
     Concept.FINISH_REASONS: AliasKeys(
         A.GEN_AI_RESPONSE_FINISH_REASONS,
         A.GEN_AI_RESPONSE_FINISH_REASONS,
         A.LEGACY_LLM_FINISH_REASONS,
+        A.OI_LLM_FINISH_REASON,
     ),
-    Concept.TOOL_NAME: AliasKeys(A.GEN_AI_TOOL_NAME, A.GEN_AI_TOOL_NAME, A.LEGACY_TOOL_NAME),
+    Concept.TOOL_NAME: AliasKeys(
+        A.GEN_AI_TOOL_NAME, A.GEN_AI_TOOL_NAME, A.LEGACY_TOOL_NAME, A.OI_TOOL_NAME
+    ),
     Concept.TOOL_INPUT: AliasKeys(
-        A.GEN_AI_TOOL_CALL_ARGUMENTS, A.GEN_AI_TOOL_INPUT, A.LEGACY_TOOL_INPUT
+        A.GEN_AI_TOOL_CALL_ARGUMENTS, A.GEN_AI_TOOL_INPUT, A.LEGACY_TOOL_INPUT, A.OI_TOOL_PARAMETERS
     ),
     Concept.TOOL_OUTPUT: AliasKeys(
-        A.GEN_AI_TOOL_CALL_RESULT, A.GEN_AI_TOOL_OUTPUT, A.LEGACY_TOOL_OUTPUT
+        A.GEN_AI_TOOL_CALL_RESULT, A.GEN_AI_TOOL_OUTPUT, A.LEGACY_TOOL_OUTPUT, A.OI_OUTPUT_VALUE
     ),
-    Concept.TOOL_SUCCESS: AliasKeys(A.TOOL_SUCCESS, A.TOOL_SUCCESS, A.LEGACY_TOOL_SUCCESS),
-    Concept.PROMPT: AliasKeys(A.GEN_AI_INPUT_MESSAGES, A.GEN_AI_PROMPT, A.LEGACY_AGENT_QUERY),
+    Concept.TOOL_SUCCESS: AliasKeys(
+        A.TOOL_SUCCESS, A.TOOL_SUCCESS, A.LEGACY_TOOL_SUCCESS, A.TOOL_SUCCESS
+    ),
+    Concept.PROMPT: AliasKeys(
+        A.GEN_AI_INPUT_MESSAGES, A.GEN_AI_PROMPT, A.LEGACY_AGENT_QUERY, A.OI_INPUT_VALUE
+    ),
     Concept.CONVERSATION_ID: AliasKeys(
-        A.GEN_AI_CONVERSATION_ID, A.GEN_AI_CONVERSATION_ID, A.LEGACY_CONVERSATION_ID
+        A.GEN_AI_CONVERSATION_ID,
+        A.GEN_AI_CONVERSATION_ID,
+        A.LEGACY_CONVERSATION_ID,
+        A.OI_SESSION_ID,
     ),
-    Concept.AGENT_STATUS: AliasKeys(A.AGENT_STATUS, A.AGENT_STATUS, A.LEGACY_AGENT_STATUS),
+    Concept.AGENT_STATUS: AliasKeys(
+        A.AGENT_STATUS, A.AGENT_STATUS, A.LEGACY_AGENT_STATUS, A.AGENT_STATUS
+    ),
+    Concept.AGENT_NAME: AliasKeys(
+        A.GEN_AI_AGENT_NAME, A.GEN_AI_AGENT_NAME, A.GEN_AI_AGENT_NAME, A.OI_AGENT_NAME
+    ),
 }
 
 _CONCEPT_OF_KEY: dict[str, Concept] = {
@@ -172,8 +209,30 @@ def _name_suffix(name: str, prefix: str) -> str | None:
     return None
 
 
+# The OpenInference span kinds that are agent concepts; the others (CHAIN, RETRIEVER,
+# EMBEDDING, RERANKER, GUARDRAIL, EVALUATOR, PROMPT) are classified like any other span.
+_OPENINFERENCE_CATEGORIES: dict[str, SpanCategory] = {
+    A.OI_KIND_AGENT: SpanCategory.AGENT,
+    A.OI_KIND_LLM: SpanCategory.LLM,
+    A.OI_KIND_TOOL: SpanCategory.TOOL,
+}
+
+
+def openinference_kind(attributes: Mapping[str, Any]) -> str | None:
+    """The span's ``openinference.span.kind`` (upper case), None on other generations."""
+    kind = attributes.get(A.OPENINFERENCE_SPAN_KIND)
+    return kind.upper() if isinstance(kind, str) and kind else None
+
+
 def classify(name: str, attributes: Mapping[str, Any], span_kind: str = "") -> SpanCategory:
-    """What a span is, from its name, GenAI operation and standard attributes."""
+    """What a span is, from its name, GenAI operation (or OpenInference span kind) and
+    standard attributes."""
+    oi_kind = openinference_kind(attributes)
+    if oi_kind is not None:
+        # The kind is required on every OpenInference span and says what the span is; its
+        # name is free text (a CHAIN named "chat ..." is still a chain).
+        category = _OPENINFERENCE_CATEGORIES.get(oi_kind)
+        return category if category is not None else _standard_category(attributes, span_kind)
     op = attributes.get(A.GEN_AI_OPERATION_NAME)
     if (
         op == A.OP_INVOKE_AGENT
@@ -197,6 +256,10 @@ def classify(name: str, attributes: Mapping[str, Any], span_kind: str = "") -> S
         return SpanCategory.ROUTING
     if name == A.SPAN_TOKEN_MANAGEMENT:
         return SpanCategory.TOKEN_MANAGEMENT
+    return _standard_category(attributes, span_kind)
+
+
+def _standard_category(attributes: Mapping[str, Any], span_kind: str) -> SpanCategory:
     if A.DB_SYSTEM in attributes or A.DB_SYSTEM_NAME in attributes:
         return SpanCategory.DATABASE
     if A.HTTP_REQUEST_METHOD in attributes or A.HTTP_METHOD in attributes:
@@ -308,6 +371,17 @@ class SpanFacts:
     input_tokens: int
     output_tokens: int
     tool_name: str | None
+    # Counts as one iteration of its run: an iteration_N span, or an OpenInference LLM call
+    # (OpenInference runs have no iteration spans; see the module docstring).
+    iteration: bool = False
+    # Part of an agent run's work (agent, iteration, LLM or tool span): a trace with none
+    # of these has no agent activity (``AgentStatus.NO_AGENT``).
+    agent_work: bool = False
+
+
+_AGENT_WORK = frozenset(
+    {SpanCategory.AGENT, SpanCategory.ITERATION, SpanCategory.LLM, SpanCategory.TOOL}
+)
 
 
 def span_facts(name: str, attributes: Mapping[str, Any], span_kind: str = "") -> SpanFacts:
@@ -319,7 +393,22 @@ def span_facts(name: str, attributes: Mapping[str, Any], span_kind: str = "") ->
         input_tokens=as_int(get(attributes, Concept.INPUT_TOKENS)) if is_llm else 0,
         output_tokens=as_int(get(attributes, Concept.OUTPUT_TOKENS)) if is_llm else 0,
         tool_name=tool_name(name, attributes) if category is SpanCategory.TOOL else None,
+        iteration=category is SpanCategory.ITERATION
+        or (is_llm and A.OPENINFERENCE_SPAN_KIND in attributes),
+        agent_work=category in _AGENT_WORK,
     )
+
+
+def agent_name(name: str, attributes: Mapping[str, Any]) -> str:
+    """An agent span's agent: its agent-name attribute, else the name's suffix
+    (``invoke_agent <agent>``), else (OpenInference, whose span names are free) the name."""
+    value = get(attributes, Concept.AGENT_NAME)
+    if value:
+        return str(value)
+    suffix = name.partition(" ")[2]
+    if suffix or openinference_kind(attributes) is None:
+        return suffix
+    return name
 
 
 def agent_status(attributes: Mapping[str, Any], status_code: str) -> str:

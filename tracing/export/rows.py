@@ -1,7 +1,8 @@
 """Span → row: the stored values of one span, made storable, plus its summary facts.
 
 Owns ``SpanRow`` (what the exporter buffers and writes, in ``tracing.models.SPAN_COLUMNS``
-order), ``RootInfo`` (what an agent span tells its trace) and the cleaning of values
+order), ``RootInfo`` (what an agent span tells its trace), ``ResourceRef`` (a span's
+resource, stored once per distinct resource) and the cleaning of values
 PostgreSQL/JSON reject (NUL bytes, lone surrogates, NaN, non-JSON types), with values over
 the byte cap truncated behind ``TRUNCATION_MARKER``. ``build_row`` is used by the exporter
 (through ``span_to_row``) and by the synthetic seeder alike, so both store the same rows.
@@ -10,8 +11,10 @@ the byte cap truncated behind ``TRUNCATION_MARKER``. ``build_row`` is used by th
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import math
+import threading
 import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -19,6 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import orjson
+from django.conf import settings
+from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanKind
 
@@ -123,6 +128,51 @@ def storable_json(value: Mapping[str, Any] | Sequence[Any], cap: int) -> str:
     return json.dumps(_clean_value(value, cap), ensure_ascii=False, separators=(",", ":"))
 
 
+# --- resources --------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ResourceRef:
+    """A span's resource as stored: its ``OTelResource`` row and its ``service.name``."""
+
+    id: int
+    service_name: str
+    attributes_json: str
+
+
+def resource_ref(attributes: Mapping[str, Any], cap: int) -> ResourceRef:
+    """The stored form of a resource; equal attributes give the same id (a 63-bit digest
+    of their canonical JSON), so every process's resource is one row however often sent."""
+    text = storable_json(dict(sorted(attributes.items())), cap)
+    digest = hashlib.blake2b(text.encode(), digest_size=8).digest()
+    service = attributes.get(A.SERVICE_NAME)
+    return ResourceRef(
+        id=int.from_bytes(digest, "big") >> 1,  # a non-negative bigint
+        service_name=clean_str(str(service), 2000)[:200] if service else "",
+        attributes_json=text,
+    )
+
+
+# ``span_to_row`` sees the same few Resource objects (one per provider, one per OTLP
+# request) for thousands of spans: each is digested once. The entry holds the object, so
+# its id cannot be reused while it is cached.
+_resource_refs: dict[tuple[int, int], tuple[Resource, ResourceRef]] = {}
+_resource_refs_lock = threading.Lock()
+
+
+def _cached_resource_ref(resource: Resource, cap: int) -> ResourceRef:
+    key = (id(resource), cap)
+    hit = _resource_refs.get(key)
+    if hit is not None and hit[0] is resource:
+        return hit[1]
+    ref = resource_ref(resource.attributes, cap)
+    with _resource_refs_lock:
+        if len(_resource_refs) >= 256:
+            _resource_refs.clear()
+        _resource_refs[key] = (resource, ref)
+    return ref
+
+
 # --- rows -------------------------------------------------------------------------------------
 
 
@@ -140,6 +190,8 @@ class RootInfo:
     conversation_id: int | None
     user_message_id: int | None
     ai_message_id: int | None
+    service_name: str = ""
+    session_id: str = ""
 
 
 @dataclass(slots=True)
@@ -153,6 +205,29 @@ class SpanRow:
     ended_at: datetime
     facts: semconv.SpanFacts
     root: RootInfo | None
+    resource: ResourceRef | None = None
+    # The conversation/session id the span carries, as text ('' when none).
+    session_id: str = ""
+    # Marked by the in-process tagger as inside an agent run.
+    in_agent_run: bool = False
+
+    @property
+    def service_name(self) -> str:
+        return self.resource.service_name if self.resource is not None else ""
+
+
+def promoted_values(facts: semconv.SpanFacts) -> tuple[str, str | None, str | None, int, int]:
+    """The promoted columns of a span (``kind`` .. ``output_tokens`` of ``SPAN_COLUMNS``),
+    from the classifier's facts: what span search filters and aggregates on. Used by
+    ``build_row`` (so by the exporter and the synthetic seeder) and by the migration that
+    backfilled them."""
+    return (
+        facts.category.value,
+        facts.model[:200] if facts.model else None,
+        facts.tool_name[:200] if facts.tool_name else None,
+        facts.input_tokens,
+        facts.output_tokens,
+    )
 
 
 def _optional_int(value: Any) -> int | None:
@@ -180,13 +255,15 @@ def build_row(
     events: list[dict[str, Any]],
     scope: str,
     cap: int,
+    resource: ResourceRef | None = None,
 ) -> SpanRow:
     """The stored row of one span, from its parts (ids as OTel integers)."""
+    in_agent_run = False
     if attributes.__class__ is dict and A.IN_AGENT_RUN not in attributes:
         raw: dict[str, Any] = attributes  # type: ignore[assignment]  # only read from here
     else:
         raw = dict(attributes)
-        raw.pop(A.IN_AGENT_RUN, None)  # the exporter's filter mark, not data
+        in_agent_run = bool(raw.pop(A.IN_AGENT_RUN, None))  # the tagger's mark, not data
     name = clean_str(name, 2000)[:500]
     started_at, ended_at = ns_to_datetime(start_ns), ns_to_datetime(end_ns)
     duration_ms = max(end_ns - start_ns, 0) / 1e6
@@ -194,8 +271,16 @@ def build_row(
     trace_uuid = _trace_uuid(trace_id)
     span_hex = format(span_id, "016x")
     facts = semconv.span_facts(name, raw, kind)
+    session = semconv.get(raw, Concept.CONVERSATION_ID)
+    session_id = clean_str(str(session), 2000)[:255] if session not in (None, "") else ""
     root = None
     if facts.category is SpanCategory.AGENT:
+        # Ids of our own rows count only from our own service: another service's
+        # conversation "17" is not our Conversation 17 (it stays text: session_id). A span
+        # without a resource was built in this process; a resource without a service
+        # name is not ours.
+        service = resource.service_name if resource is not None else ""
+        ours = resource is None or service == settings.OTEL_SERVICE_NAME
         root = RootInfo(
             span_id=span_hex,
             started_at=started_at,
@@ -203,10 +288,12 @@ def build_row(
             query=clean_str(semconv.prompt_text(semconv.get(raw, Concept.PROMPT)), cap),
             status=semconv.agent_status(raw, status_code)[:32],
             model=(facts.model or "")[:200],
-            agent_name=str(raw.get(A.GEN_AI_AGENT_NAME) or name.partition(" ")[2])[:200],
-            conversation_id=_optional_int(semconv.get(raw, Concept.CONVERSATION_ID)),
-            user_message_id=_optional_int(raw.get(A.USER_MESSAGE_ID)),
-            ai_message_id=_optional_int(raw.get(A.AI_MESSAGE_ID)),
+            agent_name=clean_str(semconv.agent_name(name, raw), 2000)[:200],
+            conversation_id=_optional_int(session) if ours else None,
+            user_message_id=_optional_int(raw.get(A.USER_MESSAGE_ID)) if ours else None,
+            ai_message_id=_optional_int(raw.get(A.AI_MESSAGE_ID)) if ours else None,
+            service_name=service,
+            session_id=session_id,
         )
     values = (
         trace_uuid,
@@ -222,8 +309,22 @@ def build_row(
         storable_json(raw, cap),
         storable_json(events, cap) if events else "[]",
         scope[:200],
+        resource.service_name if resource is not None else "",
+        resource.id if resource is not None else None,
+        *promoted_values(facts),
     )
-    return SpanRow(trace_uuid, span_hex, values, started_at, ended_at, facts, root)
+    return SpanRow(
+        trace_uuid,
+        span_hex,
+        values,
+        started_at,
+        ended_at,
+        facts,
+        root,
+        resource,
+        session_id,
+        in_agent_run,
+    )
 
 
 def span_to_row(span: ReadableSpan, cap: int) -> SpanRow:
@@ -251,4 +352,5 @@ def span_to_row(span: ReadableSpan, cap: int) -> SpanRow:
         ],
         span.instrumentation_scope.name if span.instrumentation_scope else "",
         cap,
+        _cached_resource_ref(span.resource, cap) if span.resource is not None else None,
     )

@@ -7,6 +7,12 @@ traces already in the table) and ``INSERT_NEW_TRACES`` (the seeder: traces nobod
 yet, merged into an empty summary). A trace written over many batches, root last, ends
 with the same row as one written at once: totals only grow by new spans, and the root is
 the earliest agent span (``ROOT_RULE``, here in SQL and in ``TraceDelta.add``).
+
+A trace's status is ``no_agent`` (the column's default) until a span of agent work or an
+in-process tagged span arrives (then ``running``), and the agent span's outcome once that
+arrives: a trace of HTTP spans alone never shows as a run in progress. ``service_name``
+and ``session_id`` are the agent span's once it arrives, until then the earliest span's
+that has one (``_ROOT_ELSE_FIRST``).
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ class TraceDelta:
     llm_model: str = ""
     llm_model_started_at: datetime | None = None
     root: RootInfo | None = None
+    agent_work: bool = False
+    service_name: str = ""
+    service_started_at: datetime | None = None
+    session_id: str = ""
+    session_started_at: datetime | None = None
 
     def add(self, row: SpanRow) -> None:
         facts = row.facts
@@ -48,9 +59,19 @@ class TraceDelta:
             self.ended_at = row.ended_at
         self.input_tokens += facts.input_tokens
         self.output_tokens += facts.output_tokens
-        if facts.category is SpanCategory.ITERATION:
+        self.agent_work = self.agent_work or facts.agent_work or row.in_agent_run
+        service = row.service_name
+        if service and (
+            self.service_started_at is None or row.started_at < self.service_started_at
+        ):
+            self.service_name, self.service_started_at = service, row.started_at
+        if row.session_id and (
+            self.session_started_at is None or row.started_at < self.session_started_at
+        ):
+            self.session_id, self.session_started_at = row.session_id, row.started_at
+        if facts.iteration:
             self.iterations += 1
-        elif facts.category is SpanCategory.TOOL:
+        if facts.category is SpanCategory.TOOL:
             self.tool_calls += 1
             if facts.tool_name:
                 self.tools.add(facts.tool_name[:200])
@@ -93,6 +114,11 @@ class TraceDelta:
             "conversation_id": r.conversation_id if r else None,
             "user_message_id": r.user_message_id if r else None,
             "ai_message_id": r.ai_message_id if r else None,
+            "agent_work": self.agent_work,
+            "service_name": self.service_name,
+            "root_service_name": r.service_name if r else "",
+            "session_id": self.session_id,
+            "root_session_id": r.session_id if r else "",
         }
 
 
@@ -132,6 +158,11 @@ DELTA_COLUMNS: tuple[tuple[str, str], ...] = (
     ("conversation_id", "bigint"),
     ("user_message_id", "bigint"),
     ("ai_message_id", "bigint"),
+    ("agent_work", "bool"),
+    ("service_name", "text"),
+    ("root_service_name", "text"),
+    ("session_id", "text"),
+    ("root_session_id", "text"),
 )
 
 # ROOT_RULE: the delta's agent span becomes the root when the trace has none yet or when it
@@ -146,6 +177,14 @@ def _from_root(column: str, value: str | None = None) -> str:
     return f"CASE WHEN d.take_root THEN {value or 'd.' + column} ELSE t.{column} END"
 
 
+def _root_else_first(column: str) -> str:
+    # _ROOT_ELSE_FIRST: the root's value when it has one, else the first value seen.
+    return f"""CASE
+        WHEN d.take_root AND d.root_{column} <> '' THEN d.root_{column}
+        WHEN t.{column} = '' THEN d.{column}
+        ELSE t.{column} END"""
+
+
 def _existing(table: str, column: str) -> str:
     # Ids from span attributes may point at rows that are gone (or never were).
     return _from_root(column, f"(SELECT x.id FROM {table} x WHERE x.id = d.{column})")
@@ -158,7 +197,10 @@ MERGE: dict[str, str] = {
     "ai_message_id": _existing("chat_message", "ai_message_id"),
     "agent_name": _from_root("agent_name"),
     "query": _from_root("query"),
-    "status": _from_root("status"),
+    "status": f"""CASE
+        WHEN d.take_root THEN d.status
+        WHEN t.root_span_id = '' AND d.agent_work THEN '{AgentStatus.RUNNING.value}'
+        ELSE t.status END""",
     "model": """CASE
         WHEN d.take_root AND d.root_model <> '' THEN d.root_model
         WHEN t.model = '' THEN d.llm_model
@@ -179,6 +221,8 @@ MERGE: dict[str, str] = {
         SELECT DISTINCT u FROM unnest(t.tools_used || d.tools) AS u ORDER BY u) END""",
     "span_count": "t.span_count + d.span_count",
     "root_span_id": _from_root("root_span_id"),
+    "service_name": _root_else_first("service_name"),
+    "session_id": _root_else_first("session_id"),
 }
 # A trace no span has reached yet (the columns' defaults): what INSERT_NEW_TRACES merges into.
 EMPTY: dict[str, str] = {
@@ -187,7 +231,7 @@ EMPTY: dict[str, str] = {
     "ai_message_id": "NULL::bigint",
     "agent_name": "''",
     "query": "''",
-    "status": f"'{AgentStatus.RUNNING.value}'",
+    "status": f"'{AgentStatus.NO_AGENT.value}'",
     "model": "''",
     "started_at": "NULL::timestamptz",
     "ended_at": "NULL::timestamptz",
@@ -199,6 +243,8 @@ EMPTY: dict[str, str] = {
     "tools_used": "'{}'::varchar[]",
     "span_count": "0",
     "root_span_id": "''",
+    "service_name": "''",
+    "session_id": "''",
 }
 assert tuple(MERGE) == SUMMARY_COLUMNS == tuple(EMPTY), "one rule per summary column"
 

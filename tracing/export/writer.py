@@ -4,6 +4,8 @@
 the same transaction; when a span is already stored the unique constraint fails the COPY
 and ``write_staged`` redoes the batch through a temp table with ``ON CONFLICT DO NOTHING``,
 advancing the summaries only by the spans actually inserted. Both return those spans.
+The spans' resources (``tracing_otelresource``) are written in the same transaction, each
+distinct one once (``ON CONFLICT DO NOTHING``).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from typing import Any
 import psycopg
 from django.db import connections
 
-from tracing.export.rows import SpanRow
+from tracing.export.rows import ResourceRef, SpanRow
 from tracing.export.summary import INSERT_TRACE_IDS, UPDATE_TRACES, delta_params, summarize
 from tracing.models import SPAN_COLUMNS
 
@@ -37,6 +39,13 @@ _SQL_TYPES = (
     ("jsonb", "bytea"),
     ("jsonb", "bytea"),
     ("varchar(200)", "varchar"),
+    ("varchar(200)", "varchar"),
+    ("bigint", "int8"),
+    ("varchar(32)", "varchar"),
+    ("varchar(200)", "varchar"),
+    ("varchar(200)", "varchar"),
+    ("bigint", "int8"),
+    ("bigint", "int8"),
 )
 assert len(_SQL_TYPES) == len(SPAN_COLUMNS)
 _COPY_SPAN_TYPES = tuple(copy_type for _, copy_type in _SQL_TYPES)
@@ -59,6 +68,28 @@ _INSERT_SPANS = (
 _ATTRIBUTES = SPAN_COLUMNS.index("attributes")
 _EVENTS = SPAN_COLUMNS.index("events")
 assert (_ATTRIBUTES, _EVENTS) == (10, 11), "copy_spans writes the JSON columns by position"
+
+
+# Ids in a fixed order, so that concurrent writers lock the same resource rows in order.
+INSERT_RESOURCES = (
+    "INSERT INTO tracing_otelresource (id, service_name, attributes) "
+    "SELECT u.id, u.service_name, u.attributes::jsonb "
+    "FROM unnest(%s::bigint[], %s::text[], %s::text[]) AS u(id, service_name, attributes) "
+    "ORDER BY 1 ON CONFLICT (id) DO NOTHING"
+)
+
+
+def resource_params(rows: list[SpanRow]) -> list[list[Any]] | None:
+    """The parameters of ``INSERT_RESOURCES`` for the distinct resources of ``rows``."""
+    distinct: dict[int, ResourceRef] = {}
+    for row in rows:
+        resource = row.resource
+        if resource is not None and resource.id not in distinct:
+            distinct[resource.id] = resource
+    if not distinct:
+        return None
+    refs = list(distinct.values())
+    return [[r.id for r in refs], [r.service_name for r in refs], [r.attributes_json for r in refs]]
 
 
 def conninfo_for(alias: str = "default") -> str:
@@ -84,7 +115,9 @@ def copy_spans(cur: psycopg.Cursor[Any], rows: list[SpanRow]) -> None:
         copy.set_types(_COPY_SPAN_TYPES)
         for row in rows:
             v = row.values
-            copy.write_row((*v[:10], _JSONB_V1 + v[10].encode(), _JSONB_V1 + v[11].encode(), v[12]))
+            copy.write_row(
+                (*v[:10], _JSONB_V1 + v[10].encode(), _JSONB_V1 + v[11].encode(), *v[12:])
+            )
 
 
 def write_direct(conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[SpanRow]:
@@ -100,9 +133,11 @@ def write_direct(conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[Spa
         with conn.cursor() as cur:
             copy_spans(cur, rows)
             # The trace rows follow the spans in the same transaction (no foreign key in
-            # the database, see tracing/migrations/0005), and the three statements share
+            # the database, see tracing/migrations/0007), and the three statements share
             # one round trip.
             with conn.pipeline():
+                if (resources := resource_params(rows)) is not None:
+                    cur.execute(INSERT_RESOURCES, resources)
                 cur.execute(INSERT_TRACE_IDS, (sorted({row.trace_id for row in rows}),))
                 cur.execute(UPDATE_TRACES, delta_params(summarize(rows)))
                 conn.commit()
@@ -129,6 +164,8 @@ class StagedWriter:
             with cur.copy(_COPY_STAGE) as copy:
                 for row in rows:
                     copy.write_row(row.values)
+            if (resources := resource_params(rows)) is not None:
+                cur.execute(INSERT_RESOURCES, resources)
             cur.execute(_INSERT_STAGED_TRACES)
             cur.execute(_INSERT_SPANS)
             inserted = {(trace_id, span_id) for trace_id, span_id in cur.fetchall()}

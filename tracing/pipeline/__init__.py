@@ -36,9 +36,14 @@ _started = False
 _provider: TracerProvider | None = None
 
 
+def service_resource() -> Resource:
+    """This process's resource: its spans are stored under ``OTEL_SERVICE_NAME``."""
+    return Resource.create({SERVICE_NAME: settings.OTEL_SERVICE_NAME})
+
+
 def build_provider(exporter: PostgresSpanExporter | None = None) -> TracerProvider:
     """A provider wired as in production; used by ``init_telemetry`` and by tests/benchmarks."""
-    provider = TracerProvider(resource=Resource.create({SERVICE_NAME: settings.OTEL_SERVICE_NAME}))
+    provider = TracerProvider(resource=service_resource())
     provider.add_span_processor(AgentRunTaggerProcessor())
     provider.add_span_processor(
         CountingBatchSpanProcessor(

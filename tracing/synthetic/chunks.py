@@ -24,7 +24,7 @@ from tracing.export.rows import SpanRow
 from tracing.export.summary import TraceDelta
 from tracing.synthetic import run as synthetic
 from tracing.synthetic import world
-from tracing.synthetic.run import Turn
+from tracing.synthetic.shape import Turn
 
 MEAN_TURNS = 3.0  # turns per conversation, geometric
 _LOG_STAY = math.log(1 - 1 / MEAN_TURNS)

@@ -5,14 +5,12 @@ from __future__ import annotations
 
 import json
 import random
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from tracing.conventions import attributes as A
 from tracing.conventions.semconv import Generation
 from tracing.models import AgentStatus
-
-if TYPE_CHECKING:
-    from tracing.synthetic.run import AgentRun, Iteration, ToolCall
+from tracing.synthetic.shape import AgentRun, Iteration, ToolCall
 
 
 def chat_attributes(run: AgentRun, it: Iteration, rng: random.Random) -> dict[str, Any]:

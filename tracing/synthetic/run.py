@@ -7,6 +7,7 @@ answer for conversation turns; named in any ``Generation``.
 
 from __future__ import annotations
 
+import functools
 import json
 import random
 from collections.abc import Callable
@@ -21,10 +22,11 @@ from opentelemetry.trace import SpanKind, Status, StatusCode
 from campus_core.chat.knowledge import FOLDERS, route_folders
 from tracing.conventions import attributes as A
 from tracing.conventions.semconv import Generation
-from tracing.export.rows import SpanRow, build_row
+from tracing.export.rows import ResourceRef, SpanRow, build_row, resource_ref
 from tracing.models import AgentStatus
 from tracing.pipeline.tagger import enter_agent_run, exit_agent_run
 from tracing.synthetic.names import chat_attributes, root_attributes, tool_attributes
+from tracing.synthetic.shape import AgentRun, Iteration, ToolCall, Turn
 
 SCOPE_AGENT = "campuscore.agent"
 SCOPE_HTTPX = "opentelemetry.instrumentation.httpx"
@@ -39,50 +41,18 @@ ANSWER_SQL = (
     'VALUES (%s, %s, %s, %s) RETURNING "id"'
 )
 _INTERNAL, _CLIENT = SpanKind.INTERNAL.name, SpanKind.CLIENT.name
-
-
-@dataclass
-class ToolCall:
-    name: str
-    ok: bool = True
-    arguments: str = '{"q": 1}'
-    result: str = "ok"
-    duration_ms: float = 50.0
-
-
-@dataclass
-class Iteration:
-    input_tokens: int = 120
-    output_tokens: int = 30
-    tools: list[ToolCall] = field(default_factory=list)
-    # (exception type, message) when the LLM call failed: the run ends here, in error.
-    error: tuple[str, str] | None = None
-    llm_ms: float = 650.0
-
-
-@dataclass(slots=True)
-class Turn:
-    """Where a run sits in a conversation (the ids of its stored rows)."""
-
-    conversation_id: int
-    user_message_id: int
-    ai_message_id: int  # used only when the run produced an answer
-
-
-@dataclass
-class AgentRun:
-    question: str = "When does the library open?"
-    model: str = "gpt-test"
-    provider: str = "openai"
-    agent: str = "campuscore_agent"
-    generation: Generation = Generation.CURRENT
-    iterations: list[Iteration] = field(default_factory=lambda: [Iteration()])
-    # What the run ends as when no iteration failed (a failed one makes it ERROR).
-    status: AgentStatus = AgentStatus.COMPLETED
-    turn: Turn | None = None
-    # The conversation on chat spans (gen_ai.input/output.messages), as AgentCore writes
-    # it: kilobytes per span. The seeder leaves it out to keep a large database small.
-    messages: bool = False
+# What describes a run lives in ``shape``; named here too, as this module's vocabulary.
+__all__ = [
+    "AgentRun",
+    "BuiltRun",
+    "Iteration",
+    "SpanSpec",
+    "ToolCall",
+    "Turn",
+    "build",
+    "emit",
+    "to_rows",
+]
 
 
 @dataclass(slots=True)
@@ -342,8 +312,17 @@ def build(run: AgentRun, rng: random.Random, start_us: int) -> BuiltRun:
     return BuiltRun(trace_id, b.spans, status, answered_at)
 
 
+@functools.cache
+def own_resource(cap: int) -> ResourceRef:
+    """This process's resource (``OTEL_SERVICE_NAME``), as its exporter stores it."""
+    from tracing.pipeline import service_resource  # the pipeline imports the exporter
+
+    return resource_ref(service_resource().attributes, cap)
+
+
 def to_rows(built: BuiltRun, cap: int) -> list[SpanRow]:
     """The stored rows of a built run, exactly as the exporter would make them."""
+    resource = own_resource(cap)
     return [
         build_row(
             built.trace_id,
@@ -359,6 +338,7 @@ def to_rows(built: BuiltRun, cap: int) -> list[SpanRow]:
             s.events,
             s.scope,
             cap,
+            resource,
         )
         for s in built.spans
     ]

@@ -19,7 +19,7 @@ from typing import Any
 
 from tracing.conventions.semconv import Generation
 from tracing.models import AgentStatus
-from tracing.synthetic.run import AgentRun, Iteration, ToolCall, Turn
+from tracing.synthetic.shape import AgentRun, Iteration, ToolCall, Turn
 
 AGENTS = (("campuscore_agent", 0.9), ("admissions_agent", 0.1))
 # (model, weight, provider, median LLM latency in ms)

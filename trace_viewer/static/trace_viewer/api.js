@@ -54,7 +54,7 @@ export async function graphql(query, variables = {}) {
 // --- queries (field names as in schema.graphql) -------------------------------------------
 
 const TRACE_ROW_FIELDS = `
-  id query status model startedAt totalDurationMs
+  id query status model serviceName startedAt totalDurationMs
   totalInputTokens totalOutputTokens iterationCount toolCallCount toolsUsed spanCount
 `;
 
@@ -82,7 +82,7 @@ query TraceStats($filters: TraceFilter) {
 }`;
 
 export const FILTER_OPTIONS_QUERY = `
-query FilterOptions { filterOptions { statuses models tools } }`;
+query FilterOptions { filterOptions { statuses models tools services } }`;
 
 export const TRACE_DETAIL_QUERY = `
 query TraceDetail($id: ID!) {
@@ -238,4 +238,34 @@ export async function fetchConversation(id) {
 
 export function urlFor(template, id) {
   return template.replace(config.idPlaceholder, encodeURIComponent(String(id)));
+}
+
+// --- span search (the Spans tab) ---------------------------------------------------------
+
+export const SPAN_LIST_QUERY = `
+query SpanList($filters: SpanFilter, $ordering: [SpanOrder!]!, $first: Int, $after: String) {
+  spans(filters: $filters, ordering: $ordering, first: $first, after: $after) {
+    pageInfo { hasNextPage endCursor }
+    edges { node {
+      id traceId name kind status startedAt durationMs
+      genAi { model toolName inputTokens outputTokens }
+    } }
+  }
+}`;
+
+// No totalCount: counting every match of a broad filter over millions of spans would cost
+// more than the page; the pager only needs hasNextPage.
+export async function fetchSpanPage(filters, ordering, page) {
+  const data = await graphql(SPAN_LIST_QUERY, {
+    filters,
+    ordering,
+    first: page.first ?? null,
+    after: page.after || null,
+  });
+  const conn = data.spans;
+  return {
+    hasNextPage: Boolean(conn.pageInfo.hasNextPage),
+    endCursor: conn.pageInfo.endCursor || null,
+    spans: conn.edges.map((edge) => edge.node),
+  };
 }

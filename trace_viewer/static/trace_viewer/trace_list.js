@@ -13,12 +13,12 @@ const MAX_PAGE_SIZE = 200;
 // URL parameter → TraceFilter field. The names are the same on purpose: a filtered URL
 // reads like the GraphQL query it runs.
 const FILTER_FIELDS = [
-  "search", "status", "model", "toolUsed", "minDurationMs",
+  "search", "status", "model", "serviceName", "toolUsed", "minDurationMs",
   "startedAfter", "startedBefore", "conversationId",
 ];
 // Filters the API takes as "any of these": the URL may repeat them (?status=a&status=b).
-const LIST_FILTERS = new Set(["status", "model"]);
-const SELECTS = { status: "statuses", model: "models", toolUsed: "tools" };
+const LIST_FILTERS = new Set(["status", "model", "serviceName"]);
+const SELECTS = { status: "statuses", model: "models", serviceName: "services", toolUsed: "tools" };
 const ORDER_FIELDS = new Set(["startedAt", "totalDurationMs", "totalTokens"]);
 const DEFAULT_ORDER = "-startedAt";
 // Parameters that belong to one page of one result set, dropped when the query changes.
@@ -145,6 +145,7 @@ function traceRow(trace) {
       h("a", { href, title: query }, query.length > 120 ? `${query.slice(0, 120)}…` : query)),
     h("td", {}, statusBadge(trace.status)),
     h("td", {}, trace.model || "–"),
+    h("td", { class: "trace-service" }, trace.serviceName || "–"),
     h("td", { class: "num nowrap" }, formatDuration(trace.totalDurationMs)),
     h("td", { class: "num nowrap" },
       `${formatNumber(trace.totalInputTokens)} / ${formatNumber(trace.totalOutputTokens)}`),
@@ -260,7 +261,7 @@ async function load() {
     const fragment = document.createDocumentFragment();
     for (const trace of page.traces) fragment.appendChild(traceRow(trace));
     if (!page.traces.length) {
-      fragment.appendChild(h("tr", {}, h("td", { colspan: "8", class: "empty" }, "No traces match these filters.")));
+      fragment.appendChild(h("tr", {}, h("td", { colspan: "9", class: "empty" }, "No traces match these filters.")));
     }
     tbody.replaceChildren(fragment);
     const total = page.totalCount;

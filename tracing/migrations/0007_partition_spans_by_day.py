@@ -176,7 +176,7 @@ def unpartition(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("tracing", "0004_drop_oteltrace_has_root"),
+        ("tracing", "0006_span_search_columns"),
     ]
 
     operations = [
