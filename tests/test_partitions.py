@@ -15,9 +15,9 @@ from opentelemetry.sdk.trace.export import SpanExportResult
 
 from tests.spans import agent_run_spans, started_at
 from tracing import partitions
-from tracing.read import spans as read_spans
 from tracing.export import PostgresSpanExporter, conninfo_for
 from tracing.models import OTelSpan, OTelTrace
+from tracing.read import spans as read_spans
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
