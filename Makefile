@@ -11,7 +11,7 @@ STAMP := $(VENV)/.installed-stamp
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
-.PHONY: demo test lint format schema browser migrate lock check-lock bench-ingest bench-query
+.PHONY: demo test lint format schema browser migrate lock check-lock bench-ingest bench-query bench-otlp
 
 # The virtualenv holds exactly the lock: any pip (the one `python3 -m venv` ships included)
 # installs it with --require-hashes; the project itself goes in with --no-deps. A venv made
@@ -68,3 +68,6 @@ bench-ingest: migrate
 
 bench-query: migrate
 	$(PY) benchmarks/bench_query.py
+
+bench-otlp: migrate
+	$(PY) benchmarks/bench_otlp.py $(BENCH_ARGS)

@@ -62,7 +62,8 @@ def setup_django() -> None:
 
 @contextmanager
 def bench_database(keep: bool, suffix: str = "ingestbench") -> Iterator[str]:
-    """A migrated database of our own next to the configured one; yields its conninfo."""
+    """A migrated database of our own next to the configured one (``<name>_<suffix>``);
+    yields its conninfo."""
     from django.db import connection
 
     from tracing.export import conninfo_for

@@ -1,4 +1,7 @@
-"""ASGI entry point: the Django app wrapped in OpenTelemetryMiddleware.
+"""ASGI entry point: the Django app wrapped in OpenTelemetryMiddleware, and OTLP ingest.
+
+``POST /v1/traces`` (tracing/ingest/) is routed before the middleware: ingest is not a
+Django view and does not trace itself.
 
 The request span is opened here, in the async context, so every coroutine below it
 (async views, streaming generators, the agent loop) sees it as current. DjangoInstrumentor
@@ -38,6 +41,7 @@ class StaticFiles(ASGIStaticFilesHandler):
 
 
 from campus_core.observability.request_context import FreshContextPerRequest  # noqa: E402
+from tracing.ingest.app import OtlpRouter  # noqa: E402
 from tracing.pipeline import init_telemetry  # noqa: E402
 
 init_telemetry()
@@ -48,9 +52,12 @@ from tracing.retention import MaintenanceThread  # noqa: E402
 # The coming days' span partitions now and every hour, and the retention prune (at most
 # hourly, unless TRACE_PRUNE_SCHEDULE=off): no separate scheduler to run.
 MaintenanceThread(conninfo_for()).start()
-# Outermost: each request starts from an empty context, so no span, agent-run mark or log
-# binding of an earlier request on the same connection can become its parent.
-application = FreshContextPerRequest(OpenTelemetryMiddleware(StaticFiles(django_application)))
+# Each Django request starts from an empty context, so no span, agent-run mark or log
+# binding of an earlier request on the same connection can become its parent. OTLP ingest
+# sits in front: it opens no span and binds nothing.
+application = OtlpRouter(
+    FreshContextPerRequest(OpenTelemetryMiddleware(StaticFiles(django_application)))
+)
 
 # Everything imported so far lives as long as the process: moving it out of the collector's
 # generations keeps full collections short (they showed as p95 spikes of ~55 ms per request).

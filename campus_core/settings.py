@@ -152,6 +152,9 @@ USE_TZ = True
 # Wall-clock cap of one GraphQL operation (validation and execution); past it the
 # operation is cancelled and answered with an error (graphql_api/README.md, "Limits").
 GRAPHQL_OPERATION_TIMEOUT_S = float(os.environ.get("GRAPHQL_OPERATION_TIMEOUT_S", "5"))
+# GraphQL requests one user (session or token) may have in flight in one server process;
+# past it: 429 with Retry-After, so one client cannot hold every worker.
+GRAPHQL_MAX_IN_FLIGHT_PER_USER = env_int("GRAPHQL_MAX_IN_FLIGHT_PER_USER", 4)
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / ".local" / "static"
@@ -181,6 +184,18 @@ TRACE_RETENTION_DAYS: int | None = env_int("TRACE_RETENTION_DAYS", 0) or None
 # "hourly": the ASGI process prunes at most once an hour (an advisory lock keeps workers
 # from pruning at once); "off": only `manage.py prune_traces` (e.g. from cron) prunes.
 TRACE_PRUNE_SCHEDULE = os.environ.get("TRACE_PRUNE_SCHEDULE", "hourly").strip().lower()
+
+# --- OTLP ingest (POST /v1/traces, tracing/ingest/) -------------------------------------
+# A request body larger than this, as sent or once decompressed, gets 413. Decoded, a body
+# takes ~9x its protobuf size in memory (SDK spans and rows; measured): with 4 requests in
+# hand, 8 MiB bounds ingest at roughly 300 MB. Batches of thousands of spans fit.
+OTLP_MAX_BODY_BYTES = env_int("OTLP_MAX_BODY_BYTES", 8 * 1024 * 1024)
+# Requests decoded and written at once (per server process); one more gets 503 at once.
+OTLP_MAX_CONCURRENT_WRITES = env_int("OTLP_MAX_CONCURRENT_WRITES", 4)
+# The Retry-After of a 503 (seconds).
+OTLP_RETRY_AFTER_SECONDS = env_int("OTLP_RETRY_AFTER_SECONDS", 1)
+# A body not received whole within this many seconds gets 408 (frees its slot).
+OTLP_BODY_TIMEOUT_SECONDS = env_int("OTLP_BODY_TIMEOUT_SECONDS", 30)
 
 # --- The observed agent -----------------------------------------------------------------
 # LLM_PROVIDER: "offline" (default; a scripted OpenAI-compatible responder on loopback),

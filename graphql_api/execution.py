@@ -5,14 +5,17 @@ sharing the event loop with every other request.
 (``GRAPHQL_OPERATION_TIMEOUT_S``, applied by the view) or as soon as ``YieldingExecutor``
 finds the result larger than ``MAX_RESULT_OBJECTS``. ``YieldingExecutor`` is graphql-core's
 executor, except that completing a large result gives the event loop a turn every
-``SLICE_OBJECTS`` objects: without it, a page of 200 traces with their span trees, or thirty
-aliases of a 2,000-span trace, is seconds of pure Python with no await, during which no
-other request is served and no cap can fire.
+``SLICE_OBJECTS`` objects: without it, a page of 200 traces with their span trees is
+seconds of pure Python with no await, during which no other request is served and no cap
+can fire. Operations in flight take turns (``take_turn``): one slice of one of them per
+turn of the loop, so a small request's every step waits for one slice at most, not for one
+slice of each large operation in flight.
 """
 
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections import deque
 from collections.abc import Callable, Coroutine
 from contextlib import suppress
@@ -23,9 +26,10 @@ from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
 T = TypeVar("T")
 
-# Objects (traces, edges, spans, genAi, ...) one result may hold: a page of 200 traces with
-# their span trees is ~40,000; thirty aliases of a 2,000-span trace with genAi, 120,000.
-MAX_RESULT_OBJECTS = 100_000
+# Objects (traces, edges, spans, genAi, ...) one result may hold. A document is refused
+# before it runs when its result could hold more than result_cost.MAX_RESULT_COST (25,000),
+# estimated with 100 spans a trace; this stops one reading traces far larger than that.
+MAX_RESULT_OBJECTS = 50_000
 MSG_RESULT_TOO_LARGE = (
     f"The result is too large: more than {MAX_RESULT_OBJECTS:,} objects; "
     "ask for fewer rows, fields or aliases."
@@ -142,16 +146,71 @@ class YieldingExecutor(StrawberryGraphQLCoreExecutionContext):
     async def _pump(self) -> None:
         try:
             while self._queue:
-                await asyncio.sleep(0)  # everyone else's turn
-                self._completed = 0
-                self._spent = False
-                while self._queue and not self._spent:
-                    complete, args, future = self._queue.popleft()
-                    if future.cancelled():  # the operation was cancelled
-                        continue
-                    try:
-                        future.set_result(complete(*args))
-                    except Exception as error:  # handed to the waiter
-                        future.set_exception(error)
+                await take_turn()
+                try:
+                    self._slice()
+                finally:
+                    pass_turn()
         finally:
             self._pump_task = None
+
+    def _slice(self) -> None:
+        self._completed = 0
+        self._spent = False
+        while self._queue and not self._spent:
+            complete, args, future = self._queue.popleft()
+            if future.cancelled():  # the operation was cancelled
+                continue
+            try:
+                future.set_result(complete(*args))
+            except Exception as error:  # handed to the waiter
+                future.set_exception(error)
+
+
+class _Turns:
+    """Who may complete a slice next, on one event loop."""
+
+    def __init__(self) -> None:
+        self.busy = False
+        self.waiting: deque[asyncio.Future[None]] = deque()
+
+
+_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, _Turns] = weakref.WeakKeyDictionary()
+
+
+def _loop_turns() -> _Turns:
+    return _turns.setdefault(asyncio.get_running_loop(), _Turns())
+
+
+async def take_turn() -> None:
+    """Wait until this operation may complete a slice: operations in flight take turns, one
+    slice per turn of the loop between them, so a small request waits for one slice at
+    each of its steps, however many large results are being completed."""
+    turns = _loop_turns()
+    if not turns.busy:
+        turns.busy = True
+        waiting: asyncio.Future[None] | None = None
+    else:
+        waiting = asyncio.get_running_loop().create_future()
+        turns.waiting.append(waiting)
+    try:
+        if waiting is None:
+            await asyncio.sleep(0)  # everyone else's turn
+        else:
+            await waiting  # handed over at the end of another slice: the loop turned since
+    except asyncio.CancelledError:
+        if waiting is None or (waiting.done() and not waiting.cancelled()):
+            pass_turn()  # cancelled holding the turn: hand it on
+        raise
+
+
+def pass_turn() -> None:
+    """End this operation's slice: the next waiting operation's goes on the next turn of
+    the loop."""
+    turns = _loop_turns()
+    while turns.waiting:
+        waiting = turns.waiting.popleft()
+        if not waiting.done():
+            waiting.set_result(None)
+            return
+    turns.busy = False

@@ -12,6 +12,11 @@ holds the event loop that serves the other requests, their one quadratic rule
 (OverlappingFieldsCanBeMerged) held to ``OVERLAP_BUDGET``. Execution is bounded by
 ``graphql_api.execution`` (wall clock, result size, turns of the event loop).
 
+Once a document is within those limits, the objects its result can hold are estimated
+(``graphql_api.result_cost``) before anything runs; above ``MAX_RESULT_COST`` the operation
+is refused with its cost and the budget, below, the cost is reported in the response's
+``extensions`` (as GitHub's and Shopify's APIs do).
+
 Depth and alias counts keep the semantics of strawberry's ``QueryDepthLimiter`` and
 ``MaxAliasesLimiter``, which this replaces because they re-walk every fragment at every
 spread (exponential time on the document above): depth counts nested fields, not
@@ -24,6 +29,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
+from typing import Any
 
 from graphql import (
     ASTValidationRule,
@@ -41,6 +47,8 @@ from graphql import (
 from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
+
+from graphql_api.result_cost import LIST_BOUND, MAX_RESULT_COST, SPANS_PER_TRACE, result_cost
 
 # Deep enough for trace → spans → children → children → genAi, and for introspection.
 MAX_DEPTH = 12
@@ -189,6 +197,15 @@ def limit_errors(document: DocumentNode) -> list[GraphQLError]:
     return errors
 
 
+def cost_message(cost: int) -> str:
+    return (
+        f"The query is too costly: its result could hold {cost:,} objects (estimated from "
+        f"page sizes, {SPANS_PER_TRACE} spans a trace and {LIST_BOUND} items any other "
+        f"list; allowed: {MAX_RESULT_COST:,}). Ask for fewer rows (first/last), nested "
+        "lists or aliases."
+    )
+
+
 class BudgetedOverlappingFields(OverlappingFieldsCanBeMergedRule):
     """The specification's rule with ``OVERLAP_BUDGET`` for its pairwise comparisons."""
 
@@ -215,6 +232,14 @@ class DocumentLimits(SchemaExtension):
     """Bounds parsing, checks ``limit_errors`` before any validation rule runs, then runs
     the specification's rules off the event loop."""
 
+    cost: int | None = None
+
+    def get_results(self) -> dict[str, Any]:
+        # Dashboards read what their queries cost (GitHub and Shopify answer the same way).
+        if self.cost is None:
+            return {}
+        return {"cost": {"estimated": self.cost, "budget": MAX_RESULT_COST}}
+
     def on_operation(self) -> Iterator[None]:
         options = self.execution_context.parse_options
         options["max_tokens"] = MAX_TOKENS
@@ -227,6 +252,10 @@ class DocumentLimits(SchemaExtension):
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
             errors = limit_errors(document)
+            if not errors:
+                self.cost = result_cost(context.schema._schema, document, context.variables)
+                if self.cost > MAX_RESULT_COST:
+                    errors = [GraphQLError(cost_message(self.cost))]
             if not errors:
                 errors = _explained(
                     await asyncio.to_thread(

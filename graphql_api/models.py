@@ -1,13 +1,16 @@
-"""API tokens for dashboards: ``Authorization: Bearer <token>`` on ``/graphql/``.
+"""API tokens: ``Authorization: Bearer <token>``, scoped to reading or to ingesting.
 
-A token is shown once, when created; only its SHA-256 digest is stored. Tokens are random
-(256 bits), so a fast digest is enough: there is nothing to brute-force.
+A ``read`` token (the default) queries ``/graphql/``; an ``ingest`` token may only send spans
+to ``POST /v1/traces`` (tracing/ingest/). Neither works on the other's endpoint. A token is
+shown once, when created; only its SHA-256 digest is stored. Tokens are random (256 bits),
+so a fast digest is enough: there is nothing to brute-force.
 """
 
 from __future__ import annotations
 
 import hashlib
 import secrets
+from datetime import timedelta
 from typing import Any
 
 from django.conf import settings
@@ -21,13 +24,35 @@ def digest(token: str) -> str:
     return hashlib.sha256(token.encode("utf-8")).hexdigest()
 
 
+class TokenScope(models.TextChoices):
+    """What a token may do: read through /graphql/, or write spans through /v1/traces."""
+
+    READ = "read"
+    INGEST = "ingest"
+
+
 class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
     def active(self) -> ApiTokenQuerySet:
         return self.filter(revoked_at__isnull=True)
 
+    def authenticate(self, secret: str) -> ApiToken | None:
+        """The active token of an active staff user with this secret (any scope), else None.
+
+        ``last_used_at`` is refreshed at most once a minute: a dashboard polling every few
+        seconds, or a service exporting spans, does not turn every request into a write.
+        """
+        token = self.active().select_related("user").filter(key_digest=digest(secret)).first()
+        if token is None or not token.user.is_active or not token.user.is_staff:
+            return None
+        now = timezone.now()
+        if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+            ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+        return token
+
 
 class ApiToken(models.Model):
-    """A revocable bearer token bound to one staff user; it grants what that user may read."""
+    """A revocable bearer token bound to one staff user: with scope ``read`` it grants what
+    that user may read; with scope ``ingest``, only writing spans."""
 
     user = models.ForeignKey(
         settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="api_tokens"
@@ -39,6 +64,9 @@ class ApiToken(models.Model):
     created_at = models.DateTimeField(auto_now_add=True)
     last_used_at = models.DateTimeField(null=True, blank=True)
     revoked_at = models.DateTimeField(null=True, blank=True)
+    scope = models.CharField(
+        max_length=16, choices=TokenScope.choices, default=TokenScope.READ, db_default="read"
+    )
 
     objects = ApiTokenQuerySet.as_manager()
 
@@ -47,14 +75,18 @@ class ApiToken(models.Model):
 
     def __str__(self) -> str:
         state = "revoked" if self.revoked_at else "active"
-        return f"{self.prefix}… ({self.user}, {state})"
+        return f"{self.prefix}… ({self.user}, {self.scope}, {state})"
 
     @classmethod
-    def issue(cls, user: Any, name: str = "") -> tuple[ApiToken, str]:
+    def issue(cls, user: Any, name: str = "", scope: str = TokenScope.READ) -> tuple[ApiToken, str]:
         """Create a token for ``user``; returns the row and the only copy of the secret."""
         secret = TOKEN_PREFIX + secrets.token_urlsafe(32)
         token = cls.objects.create(
-            user=user, name=name, prefix=secret[:12], key_digest=digest(secret)
+            user=user,
+            name=name,
+            prefix=secret[:12],
+            key_digest=digest(secret),
+            scope=TokenScope(scope),
         )
         return token, secret
 

@@ -10,24 +10,23 @@ null), so the schema stays closed when executed outside the view.
 from __future__ import annotations
 
 import json
-from datetime import timedelta
 from typing import Any
 
 from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
-from django.utils import timezone
 from strawberry.extensions.field_extension import FieldExtension
 from strawberry_django.permissions import IsStaff
 
 from campus_core.observability.logging_filters import user_id_var
-from graphql_api.models import ApiToken, digest
+from graphql_api.models import ApiToken, TokenScope
 
 MSG_STAFF_ONLY = "Staff only: sign in as a staff user or send an API token."
 MSG_NOT_STAFF = "Permission denied: the GraphQL API is for staff users only."
 MSG_BAD_TOKEN = "Invalid or revoked API token."
 MSG_BAD_AUTH_HEADER = "Malformed Authorization header: expected 'Bearer <token>'."
+MSG_WRONG_SCOPE = "This API token may only ingest spans (POST /v1/traces); use a read token."
 
 
 def staff_only() -> list[FieldExtension]:
@@ -47,18 +46,8 @@ def json_error(status: int, message: str, **headers: str) -> HttpResponse:
     return response
 
 
-def _token_user(secret: str) -> Any:
-    token = (
-        ApiToken.objects.active().select_related("user").filter(key_digest=digest(secret)).first()
-    )
-    if token is None or not token.user.is_active or not token.user.is_staff:
-        return None
-    now = timezone.now()
-    # Refreshed at most once a minute: a dashboard polling every few seconds does not
-    # turn every read into a write.
-    if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
-        ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
-    return token.user
+def _token(secret: str) -> ApiToken | None:
+    return ApiToken.objects.authenticate(secret)
 
 
 def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
@@ -80,12 +69,14 @@ async def authenticate(request: HttpRequest) -> HttpResponse | None:
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             return json_error(401, MSG_BAD_AUTH_HEADER, **{"WWW-Authenticate": "Bearer"})
-        token_user = await sync_to_async(_token_user)(secret.strip())
-        if token_user is None:
+        token = await sync_to_async(_token)(secret.strip())
+        if token is None:
             return json_error(401, MSG_BAD_TOKEN, **{"WWW-Authenticate": "Bearer"})
-        request.user = token_user
+        if token.scope != TokenScope.READ:
+            return json_error(403, MSG_WRONG_SCOPE)
+        request.user = token.user
         # The request middleware bound the (anonymous) session user to the log context.
-        user_id_var.set(str(token_user.pk))
+        user_id_var.set(str(token.user.pk))
         # A bearer token is not an ambient credential: cross-site forgery cannot send it.
         request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
         return None

@@ -3,6 +3,7 @@
 GraphiQL is served to staff who open the URL in a browser; anonymous browsers are sent to
 the admin login first. Queries run over POST; over GET only for API tokens, since a
 cross-site link carries the session cookie but can never carry an Authorization header.
+A user has at most ``GRAPHQL_MAX_IN_FLIGHT_PER_USER`` requests in flight (more: 429).
 Every operation runs under a wall-clock cap (``GRAPHQL_OPERATION_TIMEOUT_S``) and a result
 size cap (``graphql_api.execution``); every refusal of the request itself (bad JSON, wrong
 content type, GET with a session) is a JSON error with a 4xx status.
@@ -12,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import Any
 
 import orjson
@@ -49,6 +51,12 @@ MSG_GET_NEEDS_TOKEN = (
 MSG_BAD_JSON = "The request body is not valid JSON (UTF-8, nested at most 1,024 levels)."
 MSG_NOT_AN_OBJECT = 'Expected a JSON object ({{"query": ...}}), got {kind}.'
 MSG_BODY_TOO_LARGE = "The request body is too large."
+MSG_TOO_MANY = (
+    "Too many GraphQL requests in flight for this user (at most {limit} at once); "
+    "retry when one has been answered."
+)
+# GraphQL requests in flight per user id, in this process (only the event loop touches it).
+_in_flight: Counter[int | None] = Counter()
 
 
 def _wants_html(request: HttpRequest) -> bool:
@@ -98,6 +106,11 @@ class GraphQLView(AsyncGraphQLView[Context, None]):
             and not self.should_render_graphql_ide(self.request_adapter_class(request))
         ):
             return json_error(405, MSG_GET_NEEDS_TOKEN, Allow="POST")
+        user_id = request.user.pk
+        limit = settings.GRAPHQL_MAX_IN_FLIGHT_PER_USER
+        if _in_flight[user_id] >= limit:
+            return json_error(429, MSG_TOO_MANY.format(limit=limit), **{"Retry-After": "1"})
+        _in_flight[user_id] += 1
         try:
             with replica_reads():
                 return await self.run(request=request)
@@ -106,6 +119,10 @@ class GraphQLView(AsyncGraphQLView[Context, None]):
             return json_error(error.status_code, error.reason)
         except RequestDataTooBig:
             return json_error(413, MSG_BODY_TOO_LARGE)
+        finally:
+            _in_flight[user_id] -= 1
+            if not _in_flight[user_id]:
+                del _in_flight[user_id]
 
     def decode_json(self, data: str | bytes) -> object:
         # orjson refuses invalid UTF-8 and nesting beyond 1,024 levels with a

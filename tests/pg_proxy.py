@@ -81,6 +81,12 @@ class PostgresProxy:
         except OSError:
             pass
         finally:
+            # shutdown, not only close: the other pump may be blocked in recv() on the same
+            # socket, and then close() alone sends no FIN (the kernel keeps the socket for
+            # that call): PostgreSQL would wait for the rest of a COPY forever, holding its
+            # locks.
             for sock in (src, dst):
+                with contextlib.suppress(OSError):
+                    sock.shutdown(socket.SHUT_RDWR)
                 with contextlib.suppress(OSError):
                     sock.close()

@@ -15,7 +15,7 @@ from graphql_api import execution
 from tests.graphql_support import Built, committed_dataset, execute
 
 EVERYTHING = """
-{ traces(first: 50) { totalCount edges { cursor node {
+{ traces(first: 20) { totalCount edges { cursor node {
     id query status model totalDurationMs toolsUsed conversation { id title }
     rootSpan { id name children { id } }
     spans { id name kind op depth offsetMs durationMs selfDurationMs status attributes events

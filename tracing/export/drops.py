@@ -3,7 +3,8 @@
 Every loss — the SDK queue full (``queue_full``), spans ended after shutdown
 (``already_shutdown``), the exporter's buffer full while PostgreSQL is away
 (``buffer_full``), spans PostgreSQL refused (``rejected``) or that could not be converted
-(``unconverted``), spans still buffered at shutdown (``shutdown``) — goes through
+(``unconverted``), spans still buffered at shutdown (``shutdown``), spans OTLP ingest
+refused (``ingest_rejected``; the sender is told too, in ``partial_success``) — goes through
 ``record``: it adds to the OTel counter ``tracing.spans.dropped`` (attribute ``reason``)
 and is logged with its number. Losses come in bursts, span by span: they are logged at
 most once a second per reason, and whatever is pending is logged by ``report()`` (called

@@ -34,7 +34,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from tracing.conventions import attributes as A
 from tracing.export.drops import drops
 from tracing.export.rows import SpanRow, span_to_row
-from tracing.export.writer import StagedWriter, conninfo_for, write_direct
+from tracing.export.writer import StagedWriter, conninfo_for, write_rows
 
 logger = logging.getLogger(__name__)
 
@@ -268,12 +268,7 @@ class PostgresSpanExporter(SpanExporter):
     def _write(self, rows: list[SpanRow]) -> None:
         with suppress_instrumentation():
             conn = self._connection()
-            try:
-                fresh = write_direct(conn, rows)
-            except psycopg.errors.UniqueViolation:
-                # Some of these spans are stored already; the transaction rolled back
-                # whole, and the staged path inserts only the others.
-                fresh = self._staged.write(conn, rows)
+        fresh = write_rows(conn, rows, self._staged)
         self.stats.spans_written += len(fresh)
         self.stats.spans_duplicate += len(rows) - len(fresh)
 

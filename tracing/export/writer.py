@@ -1,9 +1,11 @@
 """One batch of span rows into PostgreSQL, with the summary of every trace it touches.
 
-``write_direct`` COPYs straight into the span table (binary) and advances the summaries in
-the same transaction; when a span is already stored the unique constraint fails the COPY
-and ``write_staged`` redoes the batch through a temp table with ``ON CONFLICT DO NOTHING``,
-advancing the summaries only by the spans actually inserted. Both return those spans.
+``write_rows`` is the one write of both entries (the in-process exporter and the OTLP
+ingest): ``write_direct`` COPYs straight into the span table (binary) and advances the
+summaries in the same transaction; when a span is already stored the unique constraint
+fails the COPY and ``StagedWriter`` redoes the batch through a temp table with
+``ON CONFLICT DO NOTHING``, advancing the summaries only by the spans actually inserted.
+All return those spans, committed.
 The spans' resources (``tracing_otelresource``) are written in the same transaction, each
 distinct one once (``ON CONFLICT DO NOTHING``).
 """
@@ -15,6 +17,7 @@ from typing import Any
 
 import psycopg
 from django.db import connections
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from tracing.export.rows import ResourceRef, SpanRow
 from tracing.export.summary import INSERT_TRACE_IDS, UPDATE_TRACES, delta_params, summarize
@@ -178,3 +181,21 @@ class StagedWriter:
             if fresh:
                 cur.execute(UPDATE_TRACES, delta_params(summarize(fresh)))
         return fresh
+
+
+def write_rows(
+    conn: psycopg.Connection[Any], rows: list[SpanRow], staged: StagedWriter
+) -> list[SpanRow]:
+    """Commit ``rows`` idempotently; returns the spans newly inserted.
+
+    ``staged`` belongs to ``conn``'s owner (it remembers the connection holding its temp
+    table). The writer's own statements are never traced: no feedback loop. Connection
+    errors propagate (the caller decides: buffer and retry, or answer 503).
+    """
+    with suppress_instrumentation():
+        try:
+            return write_direct(conn, rows)
+        except psycopg.errors.UniqueViolation:
+            # Some of these spans are stored already; the transaction rolled back whole,
+            # and the staged path inserts only the others.
+            return staged.write(conn, rows)
