@@ -176,12 +176,16 @@ class Count503(logging.Handler):
 
 
 def start_server(conninfo: str, workers: int, port: int, env: dict[str, str]) -> Any:
+    from urllib.parse import quote
+
     import httpx
     import psycopg
 
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
+    # A Unix socket directory (the embedded PostgreSQL) travels percent-encoded in the host.
+    host = quote(params.get("host") or "127.0.0.1", safe="")
     url = (
-        f"postgres://{params.get('user') or 'postgres'}@{params.get('host') or '127.0.0.1'}:"
+        f"postgres://{params.get('user') or 'postgres'}@{host}:"
         f"{params.get('port') or 5432}/{params['dbname']}"
     )
     process = subprocess.Popen(

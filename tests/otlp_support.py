@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 import httpx
 import orjson
@@ -206,7 +207,8 @@ def database_url(conninfo: str) -> str:
     user = params.get("user") or "postgres"
     host = params.get("host") or "127.0.0.1"
     port = params.get("port") or "5432"
-    return f"postgres://{user}@{host}:{port}/{params['dbname']}"
+    # A Unix socket directory (the embedded PostgreSQL) travels percent-encoded in the host.
+    return f"postgres://{user}@{quote(host, safe='')}:{port}/{params['dbname']}"
 
 
 class Server:
