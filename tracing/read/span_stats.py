@@ -9,7 +9,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.db import connection
+from django.db import connections, router
 from django.db.models import Count, Q, QuerySet, Sum
 from opentelemetry.trace import StatusCode
 
@@ -101,7 +101,7 @@ def span_time_series(
         ORDER BY b.bucket
     """
     unit = bucket.value
-    with connection.cursor() as cursor:
+    with connections[router.db_for_read(OTelSpan)].cursor() as cursor:
         params_all: list[Any] = [unit, _ERROR, *params, unit, start, end, bucket.width]
         cursor.execute(sql, params_all)
         rows = cursor.fetchall()
