@@ -45,6 +45,13 @@ from tracing.ingest.app import OtlpRouter  # noqa: E402
 from tracing.pipeline import init_telemetry  # noqa: E402
 
 init_telemetry()
+
+from tracing.export import conninfo_for  # noqa: E402
+from tracing.retention import MaintenanceThread  # noqa: E402
+
+# The coming days' span partitions now and every hour, and the retention prune (at most
+# hourly, unless TRACE_PRUNE_SCHEDULE=off): no separate scheduler to run.
+MaintenanceThread(conninfo_for()).start()
 # Each Django request starts from an empty context, so no span, agent-run mark or log
 # binding of an earlier request on the same connection can become its parent. OTLP ingest
 # sits in front: it opens no span and binds nothing.

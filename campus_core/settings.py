@@ -128,6 +128,20 @@ if DATABASE_POOL:
         "max_size": env_int("DATABASE_POOL_MAX_SIZE", 10),
         "timeout": 10,
     }
+# A streaming read replica of the same database: GraphQL reads go there, everything else
+# to the primary (campus_core/db_router.py).
+DATABASE_REPLICA_URL = os.environ.get("DATABASE_REPLICA_URL", "").strip()
+if DATABASE_REPLICA_URL:
+    DATABASES["replica"] = dj_database_url.parse(
+        DATABASE_REPLICA_URL, conn_max_age=0, conn_health_checks=not DATABASE_POOL
+    )
+    # Under tests the replica alias is the test database itself (no second test database).
+    DATABASES["replica"]["TEST"] = {"MIRROR": "default"}
+    if DATABASE_POOL:
+        DATABASES["replica"].setdefault("OPTIONS", {})["pool"] = dict(
+            DATABASES["default"]["OPTIONS"]["pool"]
+        )
+DATABASE_ROUTERS = ["campus_core.db_router.ReplicaRouter"]
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
 LANGUAGE_CODE = "en-us"
@@ -163,6 +177,13 @@ TRACING_MAX_QUEUE_SIZE = env_int("TRACING_MAX_QUEUE_SIZE", 65_536)
 TRACING_EXPORTER_BUFFER_SPANS = env_int("TRACING_EXPORTER_BUFFER_SPANS", 100_000)
 # Attribute values larger than this (bytes of UTF-8 / JSON) are truncated with a marker.
 TRACING_MAX_ATTRIBUTE_BYTES = env_int("TRACING_MAX_ATTRIBUTE_BYTES", 64 * 1024)
+
+# --- Retention (tracing/retention.py) ---------------------------------------------------
+# Runs that started before UTC midnight this many days ago are removed; unset keeps all.
+TRACE_RETENTION_DAYS: int | None = env_int("TRACE_RETENTION_DAYS", 0) or None
+# "hourly": the ASGI process prunes at most once an hour (an advisory lock keeps workers
+# from pruning at once); "off": only `manage.py prune_traces` (e.g. from cron) prunes.
+TRACE_PRUNE_SCHEDULE = os.environ.get("TRACE_PRUNE_SCHEDULE", "hourly").strip().lower()
 
 # --- OTLP ingest (POST /v1/traces, tracing/ingest/) -------------------------------------
 # A request body larger than this, as sent or once decompressed, gets 413. Decoded, a body
@@ -260,6 +281,12 @@ METRICS_EXPORT_INTERVAL_MS = env_int("METRICS_EXPORT_INTERVAL_MS", 60_000)
 # A typo here would silently drop every log line's format or every metric: stop instead.
 if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
+if TRACE_RETENTION_DAYS is not None and TRACE_RETENTION_DAYS < 1:
+    raise ImproperlyConfigured("TRACE_RETENTION_DAYS must be a positive number of days")
+if TRACE_PRUNE_SCHEDULE not in ("hourly", "off"):
+    raise ImproperlyConfigured(
+        f"TRACE_PRUNE_SCHEDULE must be hourly or off, not {TRACE_PRUNE_SCHEDULE!r}"
+    )
 if METRICS_EXPORTER not in ("none", "console", "otlp"):
     raise ImproperlyConfigured(
         f"METRICS_EXPORTER must be one of none, console, otlp, not {METRICS_EXPORTER!r}"

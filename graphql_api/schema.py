@@ -17,7 +17,7 @@ from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
-from graphql_api import conversations, pagination, stats
+from graphql_api import conversations, pagination, retention, stats
 from graphql_api.execution import YieldingExecutor
 from graphql_api.limits import DocumentLimits
 from graphql_api.spans import schema as spans
@@ -71,6 +71,7 @@ Query = merge_types(
         conversations.Query,
         stats.Query,
         span_stats.Query,
+        retention.Query,
     ),
 )
 

@@ -23,7 +23,7 @@ from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig
-from django.db import DEFAULT_DB_ALIAS, connections
+from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.csrf import get_token
@@ -35,6 +35,7 @@ from strawberry.django.views import AsyncGraphQLView, TemporalHttpResponse
 from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 
+from campus_core.db_router import read_alias, replica_reads
 from graphql_api.context import Context, build_context
 from graphql_api.execution import ResultTooLarge, bounded
 from graphql_api.permissions import authenticate, json_error, uses_token
@@ -70,7 +71,8 @@ def timeout_message(seconds: float) -> str:
 
 
 def _request_connection() -> BaseDatabaseWrapper:
-    return connections[DEFAULT_DB_ALIAS]
+    # The reads' connection: the replica's when one is configured (campus_core/db_router).
+    return connections[read_alias()]
 
 
 async def _cancel_statement(db: BaseDatabaseWrapper) -> None:
@@ -110,7 +112,8 @@ class GraphQLView(AsyncGraphQLView[Context, None]):
             return json_error(429, MSG_TOO_MANY.format(limit=limit), **{"Retry-After": "1"})
         _in_flight[user_id] += 1
         try:
-            return await self.run(request=request)
+            with replica_reads():
+                return await self.run(request=request)
         except HTTPException as error:
             # strawberry answers these in text/plain; every refusal here is JSON.
             return json_error(error.status_code, error.reason)

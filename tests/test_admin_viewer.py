@@ -505,6 +505,10 @@ def test_staff_filters_opens_a_trace_reads_a_chat_span_and_crosses_to_the_conver
     assert page.inner_text("#site-name")  # the admin header
     assert list_rows(page).count() == 3
     assert page.inner_text(".trace-list-summary").startswith("3 traces")
+    # The retention window, from Query.retention (TRACE_RETENTION_DAYS unset here).
+    page.wait_for_selector(".trace-retention:not([hidden])")
+    retention = page.inner_text(".trace-retention")
+    assert retention.startswith("Retention: every run is kept; oldest stored run started ")
 
     # The dropdowns come from filterOptions.
     tool_options = page.locator("select[name=toolUsed] option").all_inner_texts()

@@ -156,8 +156,8 @@ def test_a_trace_of_1000_spans_costs_the_same_queries_as_a_small_one(
     assert max(s["depth"] for s in spans) == 3
     assert len(small["trace"]["spans"]) == 3
     assert n_small == n_big, "\n\n".join(sql)
-    # trace (with conversation), spans, root span
-    assert n_big <= 3, "\n\n".join(sql)
+    # trace (with conversation), the trace's time bounds (partition pruning), spans, root span
+    assert n_big <= 4, "\n\n".join(sql)
 
 
 CONVERSATIONS = """
@@ -222,7 +222,8 @@ def test_a_page_of_200_spans_costs_the_same_queries_as_a_page_of_10(
     assert len({e["node"]["traceId"] for e in data200["spans"]["edges"]}) > 10
     assert n10 == n200, "\n\n".join(sql)
     # page, count, the page's traces (for depth / parent / children)
-    assert n200 == 3, "\n\n".join(sql)
+    # + the traces' time bounds before their spans (partition pruning, within_traces)
+    assert n200 == 4, "\n\n".join(sql)
 
 
 SPAN_STATS = """

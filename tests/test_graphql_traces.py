@@ -577,7 +577,8 @@ def test_a_lone_span_reads_its_trace_only_when_asked(
         trace_id=uuid.UUID(data.ids["library"]), name="execute_tool search_documents"
     )
     variables = {"t": data.ids["library"], "s": stored.span_id}
-    with django_assert_num_queries(1):  # the span
+    # the span, after its trace's time bounds (partition pruning, within_traces)
+    with django_assert_num_queries(2):
         plain = execute(
             "query($t: ID!, $s: ID!) { span(traceId: $t, spanId: $s) { id name kind op } }",
             variables,
@@ -588,7 +589,8 @@ def test_a_lone_span_reads_its_trace_only_when_asked(
         "kind": "TOOL",
         "op": "gen_ai.execute_tool",
     }
-    with django_assert_num_queries(2):  # the span, then its trace's spans
+    # the span, then its trace's spans: each after its trace's time bounds
+    with django_assert_num_queries(4):
         placed = execute(
             "query($t: ID!, $s: ID!) { span(traceId: $t, spanId: $s) { id depth } }", variables
         )

@@ -161,13 +161,26 @@ STATS_INCLUDE = (
 
 
 class OTelSpan(models.Model):
-    """One span, in the standard OTel shape. ``span_id`` is unique within its trace."""
+    """One span, in the standard OTel shape. ``span_id`` is unique within its trace.
+
+    The table is partitioned by day of ``started_at`` (tracing/partitions.py): its primary
+    key in PostgreSQL is ``span_unique_in_trace`` (the partition column has to be part of
+    every unique key; a re-sent span has the same start, so it still conflicts), and ``id``
+    is a sequence value without an index. Readers that know a trace's time range pass it
+    (``trace_window``) so PostgreSQL reads one day's partition instead of probing them all.
+    """
 
     # No index of its own: the unique (trace, span_id) index serves every lookup by trace
     # (a trace's spans are sorted by start in memory: under 1 ms for 1,000 spans), and one
     # B-tree fewer is one insert fewer per span on the write path.
+    # No foreign key in the database (tracing/migrations/0007): on the partitioned table
+    # it made every deleted trace probe every day partition, and every span lock its trace.
     trace = models.ForeignKey(
-        OTelTrace, on_delete=models.CASCADE, related_name="spans", db_index=False
+        OTelTrace,
+        on_delete=models.CASCADE,
+        related_name="spans",
+        db_index=False,
+        db_constraint=False,
     )
     span_id = models.CharField(max_length=16)
     parent_span_id = models.CharField(max_length=16, blank=True, default="")
@@ -207,7 +220,9 @@ class OTelSpan(models.Model):
     class Meta:
         verbose_name = "agent trace span"
         constraints = (
-            models.UniqueConstraint(fields=["trace", "span_id"], name="span_unique_in_trace"),
+            models.UniqueConstraint(
+                fields=["trace", "span_id", "started_at"], name="span_unique_in_trace"
+            ),
         )
         indexes = (
             # Span search (tracing.read.span_search): newest first under one filter each;

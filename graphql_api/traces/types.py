@@ -89,7 +89,9 @@ class TraceType:
         ),
     )
     async def root_span(self, root: Parent[OTelTrace], info: Info) -> SpanType | None:
-        span = await loaders(info).root_span.load((root.id, root.root_span_id))
+        span = await loaders(info).root_span.load(
+            (root.id, root.root_span_id, root.started_at, root.ended_at)
+        )
         return await placed_span(span, info) if span is not None else None
 
     @classmethod

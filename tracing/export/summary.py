@@ -169,7 +169,8 @@ DELTA_COLUMNS: tuple[tuple[str, str], ...] = (
 # started before the stored one (an outer run arriving after a nested one).
 ROOT_RULE = """(u.has_root_candidate AND (t.root_span_id = '' OR u.root_started_at < (
     SELECT s.started_at FROM tracing_otelspan s
-    WHERE s.trace_id = t.id AND s.span_id = t.root_span_id)))"""
+    WHERE s.trace_id = t.id AND s.span_id = t.root_span_id
+      AND s.started_at BETWEEN t.started_at AND t.ended_at)))"""
 
 
 def _from_root(column: str, value: str | None = None) -> str:

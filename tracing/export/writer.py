@@ -66,7 +66,7 @@ _INSERT_STAGED_TRACES = (
 COPY_SPANS = f"COPY tracing_otelspan ({_COLS}) FROM STDIN (FORMAT BINARY)"
 _INSERT_SPANS = (
     f"INSERT INTO tracing_otelspan ({_COLS}) SELECT {_COLS} FROM _span_stage "
-    "ON CONFLICT (trace_id, span_id) DO NOTHING RETURNING trace_id, span_id"
+    "ON CONFLICT (trace_id, span_id, started_at) DO NOTHING RETURNING trace_id, span_id"
 )
 _ATTRIBUTES = SPAN_COLUMNS.index("attributes")
 _EVENTS = SPAN_COLUMNS.index("events")
@@ -135,8 +135,9 @@ def write_direct(conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[Spa
     try:
         with conn.cursor() as cur:
             copy_spans(cur, rows)
-            # The span -> trace foreign key is checked at commit, so the trace rows can
-            # follow the spans, and the three statements share one round trip.
+            # The trace rows follow the spans in the same transaction (no foreign key in
+            # the database, see tracing/migrations/0007), and the three statements share
+            # one round trip.
             with conn.pipeline():
                 if (resources := resource_params(rows)) is not None:
                     cur.execute(INSERT_RESOURCES, resources)

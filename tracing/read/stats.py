@@ -11,7 +11,7 @@ from enum import StrEnum
 from typing import Any
 
 from django.contrib.postgres.fields import ArrayField
-from django.db import connection, connections, router
+from django.db import connections, router
 from django.db.models import Aggregate, Count, FloatField, Q, QuerySet, Sum
 
 from tracing.models import AgentStatus, OTelTrace
@@ -125,7 +125,7 @@ def breakdown_by_tool(traces: QuerySet[OTelTrace]) -> list[dict[str, Any]]:
         FROM ({inner}) AS t CROSS JOIN LATERAL unnest(t.tools_used) AS u(tool)
         GROUP BY u.tool ORDER BY count(*) DESC, u.tool
     """
-    with connection.cursor() as cursor:
+    with connections[router.db_for_read(OTelTrace)].cursor() as cursor:
         cursor.execute(sql, (AgentStatus.ERROR.value, *params))
         rows = cursor.fetchall()
     return [
@@ -252,7 +252,7 @@ SELECT value FROM v WHERE value IS NOT NULL
 
 def _distinct_by_index(column: str) -> list[str]:
     assert column in ("status", "model", "service_name")  # identifiers, never user input
-    with connection.cursor() as cursor:
+    with connections[router.db_for_read(OTelTrace)].cursor() as cursor:
         cursor.execute(_DISTINCT_BY_INDEX.format(col=column))
         return [row[0] for row in cursor.fetchall()]
 
@@ -272,7 +272,7 @@ def distinct_services() -> list[str]:
 
 
 def distinct_tools() -> list[str]:
-    with connection.cursor() as cursor:
+    with connections[router.db_for_read(OTelTrace)].cursor() as cursor:
         cursor.execute(
             "SELECT DISTINCT u.tool FROM tracing_oteltrace t "
             "CROSS JOIN LATERAL unnest(t.tools_used) AS u(tool) ORDER BY 1"

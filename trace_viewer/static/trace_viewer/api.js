@@ -213,6 +213,14 @@ export async function fetchFilterOptions() {
   return data.filterOptions;
 }
 
+export const RETENTION_QUERY = `
+query Retention { retention { days cutoff oldestKept } }`;
+
+export async function fetchRetention() {
+  const data = await graphql(RETENTION_QUERY);
+  return data.retention;
+}
+
 export async function fetchTrace(id) {
   const data = await graphql(TRACE_DETAIL_QUERY, { id });
   return data.trace;

@@ -1,7 +1,8 @@
 // The trace list: filters and sort order (kept in the URL), the table, cursor pagination.
 
 import {
-  fetchConversation, fetchFilterOptions, fetchTracePage, fetchTraceStats, urlFor, viewerConfig,
+  fetchConversation, fetchFilterOptions, fetchRetention, fetchTracePage, fetchTraceStats, urlFor,
+  viewerConfig,
 } from "./api.js";
 import {
   clear, formatDuration, formatNumber, formatTime, h, showError, statusBadge,
@@ -33,6 +34,7 @@ const tbody = table.querySelector("tbody");
 const summary = root.querySelector(".trace-list-summary");
 const pager = root.querySelector(".trace-list-pager");
 const stats = root.querySelector(".trace-stats");
+const retentionLine = root.querySelector(".trace-retention");
 const config = viewerConfig();
 let loadSeq = 0;
 
@@ -197,5 +199,15 @@ async function load() {
 
 wireNavigation(root, form, FILTER_FIELDS, load);
 
+// The retention window, one line above the list (TRACE_RETENTION_DAYS on the server).
+function renderRetention(window) {
+  const oldest = window.oldestKept ? `; oldest stored run started ${formatTime(window.oldestKept)} UTC` : "";
+  retentionLine.textContent = window.days == null
+    ? `Retention: every run is kept${oldest}.`
+    : `Retention: ${window.days} days — runs started before ${formatTime(window.cutoff)} UTC are removed${oldest}.`;
+  retentionLine.hidden = false;
+}
+
 fetchFilterOptions().then(fillOptions).catch((err) => showError(root, err.message));
+fetchRetention().then(renderRetention).catch((err) => showError(root, err.message));
 load();

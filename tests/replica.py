@@ -1,0 +1,184 @@
+"""A real streaming replica of the test database's PostgreSQL 15 cluster, for the router
+test: ``pg_basebackup -R`` into a temp dir and a second postmaster on a free port, both
+run as the ``postgres`` OS user. ``unavailable()`` says why it cannot be made here (the
+embedded server, other binaries, no way to become ``postgres``, no replication entry in
+pg_hba.conf and no right to add one)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+BIN = Path("/usr/lib/postgresql/15/bin")
+HBA_LINE = "host replication postgres 127.0.0.1/32 trust"
+SLOT_PREFIX = "campus_test_replica_"
+# Settings a hot standby must have at least as high as its primary.
+_AT_LEAST_PRIMARY = (
+    "max_connections",
+    "max_worker_processes",
+    "max_wal_senders",
+    "max_prepared_transactions",
+    "max_locks_per_transaction",
+)
+
+
+def _as_postgres(*cmd: str | Path) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        ["runuser", "-u", "postgres", "--", *map(str, cmd)],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    if done.returncode:
+        raise subprocess.CalledProcessError(done.returncode, cmd, done.stdout, done.stderr)
+    return done
+
+
+def unavailable(primary: dict[str, Any]) -> str | None:
+    """Why no replica can be made of the server in ``primary`` (Django settings), or None."""
+    if str(primary.get("HOST")) not in ("127.0.0.1", "localhost"):
+        return "the test database is not the local PostgreSQL 15 service (embedded server?)"
+    if not (BIN / "pg_basebackup").exists():
+        return f"no PostgreSQL 15 binaries in {BIN}"
+    try:
+        pwd.getpwnam("postgres")
+    except KeyError:
+        return "no postgres OS user"
+    if os.geteuid() != 0 or shutil.which("runuser") is None:
+        return "cannot run commands as the postgres OS user (not root, or no runuser)"
+    return None
+
+
+def allow_replication(conn: psycopg.Connection[Any]) -> str | None:
+    """Make sure pg_hba.conf lets postgres replicate over 127.0.0.1 (adding HBA_LINE and
+    reloading when missing); the reason it cannot, or None."""
+    row = conn.execute("SHOW server_version_num").fetchone()
+    if not row or int(row[0]) // 10000 != 15:
+        return "the server is not PostgreSQL 15 (the replica's binaries are 15)"
+    rules = conn.execute(
+        "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NULL AND type = 'host' "
+        "AND 'replication' = ANY(database) AND address = '127.0.0.1' AND auth_method = 'trust'"
+    ).fetchone()
+    if rules and rules[0]:
+        return None
+    hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+    if not os.access(hba, os.W_OK):
+        return f"{hba} has no replication entry and is not writable"
+    with hba.open("a") as f:
+        f.write(f"\n# streaming replica for the test suite (tests/replica.py)\n{HBA_LINE}\n")
+    conn.execute("SELECT pg_reload_conf()")
+    time.sleep(0.5)  # the postmaster re-reads pg_hba.conf on SIGHUP
+    return None
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+class StreamingReplica:
+    def __init__(self, primary: psycopg.Connection[Any], primary_port: int) -> None:
+        self.primary = primary
+        self.primary_port = primary_port
+        self.port = _free_port()
+        self.dir = Path(tempfile.mkdtemp(prefix="campus-replica-"))
+        self.data = self.dir / "data"
+        # A slot keeps the primary's WAL from being recycled before the replica streams it
+        # (the shared server writes a lot); dropped in stop(), stale ones of earlier
+        # interrupted runs too.
+        self.slot = f"{SLOT_PREFIX}{os.getpid()}_{self.port}"
+        shutil.chown(self.dir, "postgres", "postgres")
+
+    def start(self) -> None:
+        self._drop_slots(stale_only=True)
+        try:
+            _as_postgres(
+                BIN / "pg_basebackup", "-h", "127.0.0.1", "-p", str(self.primary_port),
+                "-U", "postgres", "-D", self.data, "-R", "-X", "stream", "-c", "fast", "--no-sync",
+                "-C", "-S", self.slot,
+            )  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            raise RuntimeError(f"pg_basebackup failed: {exc.stderr}") from exc
+        (self.data / "pg_hba.conf").write_text(
+            "local all all trust\nhost all all 127.0.0.1/32 trust\n"
+        )
+        (self.data / "pg_ident.conf").write_text("")
+        # Debian keeps the primary's configuration outside its data directory.
+        (self.data / "postgresql.conf").write_text("")
+        for name in ("pg_hba.conf", "pg_ident.conf", "postgresql.conf"):
+            shutil.chown(self.data / name, "postgres", "postgres")
+        options = [
+            f"-p {self.port}",
+            "-c listen_addresses=127.0.0.1",
+            f"-c unix_socket_directories={self.dir}",
+            f"-c hba_file={self.data / 'pg_hba.conf'}",
+            f"-c ident_file={self.data / 'pg_ident.conf'}",
+            "-c hot_standby=on",
+            "-c shared_buffers=32MB",
+            "-c logging_collector=off",
+        ]
+        for name in _AT_LEAST_PRIMARY:
+            row = self.primary.execute(f"SHOW {name}").fetchone()
+            options.append(f"-c {name}={row[0]}")  # type: ignore[index]
+        try:
+            _as_postgres(
+                BIN / "pg_ctl", "-D", self.data, "-l", self.dir / "log", "-w", "-t", "120",
+                "-o", " ".join(options), "start",
+            )  # fmt: skip
+        except subprocess.CalledProcessError as exc:
+            log = (self.dir / "log").read_text() if (self.dir / "log").exists() else ""
+            raise RuntimeError(f"the replica did not start: {exc.stderr}\n{log}") from exc
+
+    def conninfo(self, dbname: str) -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
+
+    def caught_up(self, dbname: str, timeout: float = 300) -> None:
+        """Wait until the replica has replayed everything the primary committed so far (the
+        replica replays the whole cluster's WAL, other databases' included)."""
+        target = self.primary.execute("SELECT pg_current_wal_flush_lsn()").fetchone()[0]  # type: ignore[index]
+        deadline = time.monotonic() + timeout
+        with psycopg.connect(self.conninfo(dbname), autocommit=True) as conn:
+            while True:
+                row = conn.execute(
+                    "SELECT pg_last_wal_replay_lsn() >= %s::pg_lsn", (target,)
+                ).fetchone()
+                if row and row[0]:
+                    return
+                if time.monotonic() > deadline:
+                    state = conn.execute(
+                        "SELECT pg_last_wal_receive_lsn(), pg_last_wal_replay_lsn(), "
+                        "pg_is_wal_replay_paused()"
+                    ).fetchone()
+                    log = (self.dir / "log").read_text()[-2000:]
+                    raise TimeoutError(f"the replica did not reach {target}: {state}\n{log}")
+                time.sleep(0.05)
+
+    def stop(self) -> None:
+        with contextlib.suppress(subprocess.CalledProcessError):  # never started
+            _as_postgres(BIN / "pg_ctl", "-D", self.data, "-m", "immediate", "-w", "stop")
+        shutil.rmtree(self.dir, ignore_errors=True)
+        self._drop_slots(stale_only=False)
+
+    def _drop_slots(self, stale_only: bool) -> None:
+        """Drop this replica's slot, or (``stale_only``) the slots of test processes that
+        are gone: a slot nobody reads makes the primary keep WAL forever."""
+        rows = self.primary.execute(
+            "SELECT slot_name FROM pg_replication_slots WHERE slot_name LIKE %s AND NOT active",
+            (SLOT_PREFIX + "%",),
+        ).fetchall()
+        for (name,) in rows:
+            pid = name[len(SLOT_PREFIX) :].split("_")[0]
+            stale = not Path(f"/proc/{pid}").exists()
+            if stale if stale_only else name == self.slot:
+                self.primary.execute("SELECT pg_drop_replication_slot(%s)", (name,))

@@ -1,0 +1,247 @@
+"""Retention: how long runs are kept (``TRACE_RETENTION_DAYS``) and their removal.
+
+The rule: a run (trace) is removed once it *started* before the cutoff, the UTC midnight
+``TRACE_RETENTION_DAYS`` days before now (so between ``days`` and ``days + 1`` days are
+kept). A run is removed whole: spans of a run that straddles the cutoff (started before
+it, still producing spans after it) are deleted with the run, never left as orphans; a run
+that started at or after the cutoff is never touched. Conversations and messages (the
+chat app's data) are not touched either; their ``traces`` links simply end.
+
+``prune`` removes, in this order: every day partition of the span table that lies wholly
+before the cutoff (one ``DROP TABLE`` of them all, with a lock timeout so ingest never
+waits long), old rows of the DEFAULT partition and the straddlers' newer spans
+(bounded batches), and the trace rows (bounded batches, ``SKIP LOCKED`` so a trace the
+exporter is updating is left for the next run). It is idempotent (a second run finds
+nothing), safe while ingest runs, and holds a PostgreSQL advisory lock so two processes
+never prune at once. ``MaintenanceThread`` runs partition creation and (unless
+``TRACE_PRUNE_SCHEDULE=off``) pruning from the ASGI process, at most once an hour.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+from django.conf import settings
+from psycopg import sql
+
+from tracing import partitions
+from tracing.partitions import DEFAULT_PARTITION, SPAN_TABLE
+
+logger = logging.getLogger(__name__)
+
+# pg_try_advisory_lock key: "tracing.prune" as a number, shared by every process.
+PRUNE_LOCK_KEY = 0x74726163_65707275
+BATCH = 5000
+LOCK_TIMEOUT = "2s"
+LOCK_ATTEMPTS = 5
+PERIOD_S = 3600.0
+
+
+def retention_days() -> int | None:
+    days: int | None = settings.TRACE_RETENTION_DAYS
+    return days
+
+
+def cutoff_for(now: datetime, days: int) -> datetime:
+    """Runs that started before this instant are removed."""
+    return partitions.day_start((now - timedelta(days=days)).astimezone(UTC).date())
+
+
+@dataclass
+class PruneReport:
+    cutoff: datetime
+    dry_run: bool
+    partitions: list[str] = field(default_factory=list)
+    partition_spans: int = 0
+    partition_bytes: int = 0
+    loose_spans: int = 0  # from the DEFAULT partition and straddling runs
+    traces: int = 0
+
+    def summary(self) -> str:
+        verb = "would remove" if self.dry_run else "removed"
+        return (
+            f"prune_traces: {verb} runs started before {self.cutoff.isoformat()}: "
+            f"{len(self.partitions)} span partitions ({self.partition_spans} spans, "
+            f"{self.partition_bytes} bytes), {self.loose_spans} other spans, "
+            f"{self.traces} traces"
+        )
+
+
+class PruneBusy(Exception):
+    """Another process holds the prune lock."""
+
+
+def prune(
+    conninfo: str, now: datetime, days: int, dry_run: bool = False, batch: int = BATCH
+) -> PruneReport:
+    """Remove runs that started before ``cutoff_for(now, days)``; see the module docstring."""
+    cutoff = cutoff_for(now, days)
+    report = PruneReport(cutoff=cutoff, dry_run=dry_run)
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        row = conn.execute("SELECT pg_try_advisory_lock(%s)", (PRUNE_LOCK_KEY,)).fetchone()
+        if not row or not row[0]:
+            raise PruneBusy("another process is pruning traces")
+        try:
+            if not dry_run:
+                partitions.ensure_partitions(conn, now.astimezone(UTC).date())
+            _drop_partitions(conn, report)
+            _delete_default_rows(conn, report, batch)
+            _delete_traces(conn, report, batch)
+        finally:
+            conn.execute("SELECT pg_advisory_unlock(%s)", (PRUNE_LOCK_KEY,))
+    logger.info(report.summary())
+    return report
+
+
+def _with_lock_retries(conn: psycopg.Connection[Any], statement: sql.Composed) -> None:
+    """Run a DDL statement that needs the span table's lock, giving way to ingest: a
+    statement waiting for a lock makes every later writer queue behind it, so it waits at
+    most LOCK_TIMEOUT and tries again."""
+    for attempt in range(1, LOCK_ATTEMPTS + 1):
+        try:
+            with conn.transaction():
+                conn.execute(
+                    sql.SQL("SET LOCAL lock_timeout = {}").format(sql.Literal(LOCK_TIMEOUT))
+                )
+                conn.execute(statement)
+            return
+        except psycopg.errors.LockNotAvailable:
+            if attempt == LOCK_ATTEMPTS:
+                raise
+            logger.warning("prune_traces: lock timeout, retrying (%d)", attempt)
+
+
+def _drop_partitions(conn: psycopg.Connection[Any], report: PruneReport) -> None:
+    with conn.cursor() as cur:
+        doomed = partitions.partitions_before(cur, report.cutoff)
+        for part in doomed:
+            cur.execute(sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(part.name)))
+            report.partition_spans += int(cur.fetchone()[0])  # type: ignore[index]
+            report.partition_bytes += partitions.relation_bytes(cur, part.name)
+            report.partitions.append(part.name)
+    if doomed and not report.dry_run:
+        # One statement: the span table's lock is taken once for all the days (each
+        # DROP waits for ingest's open transactions and makes ingest wait behind it;
+        # 60 one by one halved ingest for 15 s in the benchmark).
+        names = sql.SQL(", ").join(sql.Identifier(p.name) for p in doomed)
+        _with_lock_retries(conn, sql.SQL("DROP TABLE {}").format(names))
+        logger.info(
+            "prune_traces: dropped %s (%d spans, %d bytes)",
+            ", ".join(report.partitions),
+            report.partition_spans,
+            report.partition_bytes,
+        )
+
+
+def _delete_default_rows(conn: psycopg.Connection[Any], report: PruneReport, batch: int) -> None:
+    table = sql.Identifier(DEFAULT_PARTITION)
+    if report.dry_run:
+        row = conn.execute(
+            sql.SQL("SELECT count(*) FROM {} WHERE started_at < %s").format(table),
+            (report.cutoff,),
+        ).fetchone()
+        report.loose_spans += int(row[0]) if row else 0
+        return
+    delete = sql.SQL(
+        "DELETE FROM {t} WHERE ctid = ANY(ARRAY(SELECT ctid FROM {t} WHERE started_at < %s "
+        "LIMIT %s))"
+    ).format(t=table)
+    while True:
+        deleted = conn.execute(delete, (report.cutoff, batch)).rowcount
+        report.loose_spans += deleted
+        if deleted < batch:
+            return
+
+
+_DOOMED = (
+    "SELECT id, started_at, ended_at FROM tracing_oteltrace WHERE started_at < %s "
+    "ORDER BY started_at LIMIT %s FOR UPDATE SKIP LOCKED"
+)
+
+
+def _delete_traces(conn: psycopg.Connection[Any], report: PruneReport, batch: int) -> None:
+    cutoff = report.cutoff
+    if report.dry_run:
+        row = conn.execute(
+            "SELECT count(*) FROM tracing_oteltrace WHERE started_at < %s", (cutoff,)
+        ).fetchone()
+        report.traces += int(row[0]) if row else 0
+        row = conn.execute(
+            "SELECT count(*) FROM tracing_oteltrace t JOIN tracing_otelspan s "
+            "ON s.trace_id = t.id AND s.started_at >= %s AND s.started_at <= t.ended_at "
+            "WHERE t.started_at < %s AND t.ended_at >= %s",
+            (cutoff, cutoff, cutoff),
+        ).fetchone()
+        report.loose_spans += int(row[0]) if row else 0
+        return
+    while True:
+        with conn.transaction():
+            rows = conn.execute(_DOOMED, (cutoff, batch)).fetchall()
+            if not rows:
+                return
+            ids = [trace_id for trace_id, _, _ in rows]
+            starts = [started for _, started, _ in rows]
+            ends = [ended for _, _, ended in rows if ended is not None]
+            # Whatever spans of these runs are still stored: the later ones of a run that
+            # straddles the cutoff, and ones ingest wrote to the DEFAULT partition after
+            # it was swept. Bounded by the runs' extent, so PostgreSQL reads only the
+            # DEFAULT partition and the days from the cutoff to the latest end.
+            report.loose_spans += conn.execute(
+                f"DELETE FROM {SPAN_TABLE} WHERE trace_id = ANY(%s) "
+                "AND started_at >= %s AND started_at <= %s",
+                (ids, min(starts), max(ends, default=cutoff)),
+            ).rowcount
+            report.traces += conn.execute(
+                "DELETE FROM tracing_oteltrace WHERE id = ANY(%s)", (ids,)
+            ).rowcount
+
+
+@dataclass(frozen=True)
+class Window:
+    """What the viewer shows: the policy and the oldest run still stored."""
+
+    days: int | None
+    cutoff: datetime | None
+    oldest_kept: datetime | None
+
+
+def window(now: datetime, oldest_kept: datetime | None) -> Window:
+    days = retention_days()
+    return Window(days, cutoff_for(now, days) if days else None, oldest_kept)
+
+
+class MaintenanceThread(threading.Thread):
+    """Creates the coming days' partitions and prunes, at start-up and then every hour."""
+
+    def __init__(self, conninfo: str, period_s: float = PERIOD_S) -> None:
+        super().__init__(daemon=True, name="trace-maintenance")
+        self._conninfo = conninfo
+        self._period_s = period_s
+        self.stopped = threading.Event()
+
+    def run_once(self) -> None:
+        now = datetime.now(UTC)
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            created = partitions.ensure_partitions(conn, now.date())
+        if created:
+            logger.info("trace partitions created: %s", ", ".join(created))
+        days = retention_days()
+        if days and settings.TRACE_PRUNE_SCHEDULE != "off":
+            try:
+                prune(self._conninfo, now, days)
+            except PruneBusy:
+                logger.info("prune_traces: skipped, another process is pruning")
+
+    def run(self) -> None:
+        while not self.stopped.is_set():
+            try:
+                self.run_once()
+            except Exception:
+                # Maintenance must never take the server down; the next hour tries again.
+                logger.exception("trace maintenance failed")
+            self.stopped.wait(self._period_s)
