@@ -183,7 +183,7 @@ def start_server(conninfo: str, workers: int, port: int, env: dict[str, str]) ->
 
     params = psycopg.conninfo.conninfo_to_dict(conninfo)
     # A Unix socket directory (the embedded PostgreSQL) travels percent-encoded in the host.
-    host = quote(params.get("host") or "127.0.0.1", safe="")
+    host = quote(str(params.get("host") or "127.0.0.1"), safe="")
     url = (
         f"postgres://{params.get('user') or 'postgres'}@{host}:"
         f"{params.get('port') or 5432}/{params['dbname']}"

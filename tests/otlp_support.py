@@ -208,7 +208,7 @@ def database_url(conninfo: str) -> str:
     host = params.get("host") or "127.0.0.1"
     port = params.get("port") or "5432"
     # A Unix socket directory (the embedded PostgreSQL) travels percent-encoded in the host.
-    return f"postgres://{user}@{quote(host, safe='')}:{port}/{params['dbname']}"
+    return f"postgres://{user}@{quote(str(host), safe='')}:{port}/{params['dbname']}"
 
 
 class Server:
