@@ -27,6 +27,7 @@ from typing import Any
 
 import psycopg
 from django.conf import settings
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 from psycopg import sql
 
 from tracing import partitions
@@ -225,6 +226,12 @@ class MaintenanceThread(threading.Thread):
         self.stopped = threading.Event()
 
     def run_once(self) -> None:
+        # Housekeeping, not the product's work: its SQL is never traced (no spans to Sentry,
+        # none recorded beside a request's own).
+        with suppress_instrumentation():
+            self._maintain()
+
+    def _maintain(self) -> None:
         now = datetime.now(UTC)
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
             created = partitions.ensure_partitions(conn, now.date())
