@@ -186,7 +186,7 @@ _SPAN_COLS = (
 
 
 def span_reads(conninfo: str, reps: int) -> dict[str, Any]:
-    """The span reads of the read path (tracing/selectors.py), on the partitioned table and
+    """The span reads of the read path (tracing/read/), on the partitioned table and
     on the unpartitioned copy of the same rows, interleaved so machine load hits both alike;
     SQL as Django sends it (literal parameters, planned each time). p50/p95 ms per case."""
     import random

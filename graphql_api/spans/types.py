@@ -30,7 +30,7 @@ from tracing.read.tree import SpanNode, SpanTree
 SpanKind = strawberry.enum(
     semconv.SpanCategory,
     name="SpanKind",
-    description="What a span is in an agent run (from tracing.semconv.classify).",
+    description="What a span is in an agent run (from tracing.conventions.semconv.classify).",
 )
 
 
