@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import logging
 import math
-import time
 import uuid
 from typing import Any
 
@@ -18,6 +17,7 @@ from tests.graphql_support import T0, SpanWriter
 from tests.other_services import PHOENIX_SERVICE, service
 from tests.pg_proxy import PostgresProxy
 from tests.spans import agent_run_spans, recording_provider
+from tests.waiting import wait_for
 from tracing.conventions import attributes as A
 from tracing.export import TRUNCATION_MARKER, PostgresSpanExporter
 from tracing.models import SUMMARY_COLUMNS, AgentStatus, OTelSpan, OTelTrace
@@ -219,10 +219,7 @@ def test_outage_buffers_spans_and_writes_them_after_recovery(proxy: PostgresProx
 
     proxy.up()
     # No export call and no flush: the retry thread alone writes the buffer back.
-    deadline = time.monotonic() + 20
-    while exporter.buffered and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert exporter.buffered == 0
+    wait_for(lambda: exporter.buffered == 0, "the retry thread to write the buffer back")
     assert OTelSpan.objects.count() == len(first) + len(second) + len(third)
     assert summary(trace_id_of(third), ("tool_call_count",))["tool_call_count"] == 2
     assert exporter.stats.spans_lost == 0

@@ -7,7 +7,6 @@ from __future__ import annotations
 import gzip
 import io
 import threading
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -28,6 +27,7 @@ from tests.otlp_support import (
     stored_rows,
     token,
 )
+from tests.waiting import wait_for
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -154,14 +154,6 @@ def test_revoked_tokens_are_refused_on_both_endpoints(http: httpx.Client, body: 
     assert response.status_code == 401
 
 
-def _wait_for(condition: Any, what: str) -> None:
-    deadline = time.monotonic() + 30
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.01)
-
-
 class HeldRequest:
     """A request whose body is held back: it occupies one slot until released."""
 
@@ -200,7 +192,7 @@ def test_beyond_the_concurrency_limit_503_then_nothing_lost(
     secret = token()
     busy_before = ingest.stats.busy
     held = HeldRequest(live_server_url, secret, body)
-    _wait_for(lambda: ingest._in_hand == 1, "the held request to take the slot")
+    wait_for(lambda: ingest._in_hand == 1, "the held request to take the slot")
     # when another request comes: 503 at once, with Retry-After
     response = _post(http, body, secret)
     assert response.status_code == 503
@@ -213,7 +205,7 @@ def test_beyond_the_concurrency_limit_503_then_nothing_lost(
     flushed: list[bool] = []
     flusher = threading.Thread(target=lambda: flushed.append(client.flush()))
     flusher.start()
-    _wait_for(lambda: ingest.stats.busy >= busy_before + 2, "the exporter's 503")
+    wait_for(lambda: ingest.stats.busy >= busy_before + 2, "the exporter's 503")
     # then once the slot is free, everything lands: the held request and the retried batch
     assert held.finish().status_code == 200
     flusher.join(120)

@@ -4,7 +4,6 @@ ASGI app under uvicorn: what is stored, in both encodings and gzip, and idempote
 from __future__ import annotations
 
 import gzip
-import time
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,6 +26,7 @@ from tests.otlp_support import (
     stored_rows,
     token,
 )
+from tests.waiting import wait_for
 from tracing.models import SUMMARY_COLUMNS, AgentStatus, OTelTrace
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -287,32 +287,54 @@ def test_ingest_does_not_trace_itself(
     http: httpx.Client, secret: str, instrumented: bool, recorded_spans: Any
 ) -> None:
     assert instrumented
-    # Control: a request through Django gets its server span, and its SQL is traced.
+    # Control: a request through Django gets its server span (which ends after the
+    # response has been sent, so it is waited for), and its token lookup is traced.
+    reader = token("dashboard", "read")
     recorded_spans.clear()
-    http.get("/admin/login/")
-    assert any(kind == "SERVER" for kind, _, _ in _server_side(recorded_spans))
-    # An ingest request: no server span, no span for its token lookup or its writes.
+    marker = _traced_django_request(http, reader, recorded_spans)
+    assert any("SELECT" in statement for _, _, statement in _server_side(recorded_spans, marker))
+    # An ingest request, then the same Django request as a marker on the same connection:
+    # once the marker's server span has ended, every server-side span there is is the
+    # marker's own: none for the ingest request, its token lookup or its writes.
     recorded_spans.clear()
     _post(http, secret, _run_spans(0xF6))
-    assert _server_side(recorded_spans) == []
+    marker = _traced_django_request(http, reader, recorded_spans)
+    assert {trace for _, trace in _server_traces(recorded_spans)} == {marker}
     assert len(stored_rows()) == SPANS_PER_RUN
 
 
-def _server_side(recorded: Any) -> list[tuple[str, str, str]]:
-    """Recorded spans but the test's own HTTP requests (its instrumented httpx client);
-    the server's request span ends after the response, so it is waited for a moment."""
+def _traced_django_request(http: httpx.Client, reader: str, recorded: Any) -> int:
+    """A GraphQL request (through Django, its token looked up in SQL); return the trace id
+    of its server span once that has ended."""
+    answer = http.post(
+        "/graphql/", json={"query": "{ __typename }"}, headers={"Authorization": f"Bearer {reader}"}
+    )
+    assert answer.status_code == 200, answer.text
 
-    def spans() -> list[tuple[str, str, str]]:
-        return [
-            (s.kind.name, s.name, str((s.attributes or {}).get("db.statement", "")))
-            for s in recorded.get_finished_spans()
-            if not (s.kind is SpanKind.CLIENT and "http.url" in (s.attributes or {}))
-        ]
+    def server_span() -> list[int]:
+        return [trace for kind, trace in _server_traces(recorded) if kind is SpanKind.SERVER]
 
-    deadline = time.monotonic() + 2
-    while not spans() and time.monotonic() < deadline:
-        time.sleep(0.01)
-    return spans()
+    wait_for(server_span, "the server span of a request through Django")
+    (trace,) = server_span()
+    return trace
+
+
+def _server_traces(recorded: Any) -> list[tuple[SpanKind, int]]:
+    """(kind, trace id) of the recorded spans but the test's own HTTP requests (its
+    instrumented httpx client)."""
+    return [
+        (s.kind, s.context.trace_id)
+        for s in recorded.get_finished_spans()
+        if not (s.kind is SpanKind.CLIENT and "http.url" in (s.attributes or {}))
+    ]
+
+
+def _server_side(recorded: Any, trace: int) -> list[tuple[str, str, str]]:
+    return [
+        (s.kind.name, s.name, str((s.attributes or {}).get("db.statement", "")))
+        for s in recorded.get_finished_spans()
+        if s.context.trace_id == trace
+    ]
 
 
 def test_protobuf_partial_success_and_multi_member_gzip(http: httpx.Client, secret: str) -> None:

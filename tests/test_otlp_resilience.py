@@ -6,9 +6,7 @@ connection errors and 503) are all it takes."""
 from __future__ import annotations
 
 import logging
-import time
 from collections import Counter
-from typing import Any
 
 import httpx
 import pytest
@@ -26,20 +24,13 @@ from tests.otlp_support import (
     token,
 )
 from tests.pg_proxy import PostgresProxy
+from tests.waiting import wait_for
 from tracing.export import conninfo_for
 from tracing.models import OTelTrace
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
 EXPORTER_LOGGER = "opentelemetry.exporter.otlp.proto.http.trace_exporter"
-
-
-def _wait_for(condition: Any, what: str, seconds: float = 60) -> None:
-    deadline = time.monotonic() + seconds
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
 
 
 def _burst_client(url: str, secret: str) -> Client:
@@ -73,7 +64,7 @@ def test_server_killed_mid_burst_every_span_stored_once() -> None:
         client = _burst_client(srv.url, secret)
         # given a burst under way: some of it already committed
         _emit(client, range(0, 60))
-        _wait_for(lambda: span_count() > 0, "the first committed batch")
+        wait_for(lambda: span_count() > 0, "the first committed batch")
         _emit(client, range(60, 120))
         # when the server is killed outright while the burst goes on, and comes back
         srv.kill()
@@ -94,7 +85,7 @@ def test_postgres_cut_mid_burst_503_then_everything_stored(
     with server(proxy.conninfo) as srv:
         client = _burst_client(srv.url, secret)
         _emit(client, range(0, 60))
-        _wait_for(lambda: span_count() > 0, "the first committed batch")
+        wait_for(lambda: span_count() > 0, "the first committed batch")
         # when PostgreSQL goes away mid-burst
         proxy.down()
         body = encode_spans(recorded_run(FixedIds(0xFEED))).SerializeToString()
@@ -108,7 +99,7 @@ def test_postgres_cut_mid_burst_503_then_everything_stored(
         assert response.status_code == 503
         assert response.headers["retry-after"] == "1"
         _emit(client, range(60, 120))
-        _wait_for(
+        wait_for(
             lambda: any("Service Unavailable" in r.getMessage() for r in caplog.records),
             "the exporter to meet a 503",
         )

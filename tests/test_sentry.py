@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import json
 import logging
-import time
 from collections.abc import Callable, Iterator
 from typing import Any
 
@@ -30,6 +29,7 @@ from campus_core.chat.models import Conversation
 from campus_core.observability import sentry_setup
 from campus_core.observability.sentry_setup import FerpaScrubber
 from tests.sentry_receiver import SentryReceiver
+from tests.waiting import wait_for
 from tracing import pipeline
 from tracing.models import OTelSpan, OTelTrace
 
@@ -59,15 +59,6 @@ def flush_all(flush: Callable[[], None]) -> None:
     """Spans to PostgreSQL and Sentry (one provider), then events and logs."""
     flush()
     sentry_sdk.flush(timeout=10)
-
-
-def wait_until(condition: Callable[[], bool], flush: Callable[[], None]) -> None:
-    """Flush until ``condition`` holds; a generous bound only turns a hang into a failure."""
-    deadline = time.monotonic() + 30
-    while not condition():
-        assert time.monotonic() < deadline, "condition never held"
-        flush_all(flush)
-        time.sleep(0.05)
 
 
 def assert_no_student_data(receiver: SentryReceiver) -> None:
@@ -167,7 +158,11 @@ def test_error_in_a_chat_request_arrives_as_an_event_linked_to_the_same_trace(
 
     # and the request's spans, the ASGI server span included, are in the same Sentry trace
     # (the server span ends just after the last body byte: wait for it, not for a time)
-    wait_until(lambda: any(s.name == "POST /get_chatbot_response/" for s in sentry.spans), flush)
+    wait_for(
+        lambda: any(s.name == "POST /get_chatbot_response/" for s in sentry.spans),
+        "Sentry to receive the request's transaction",
+        between=lambda: flush_all(flush),
+    )
     received = {s.name for s in sentry.spans if s.trace_id == row.id.hex}
     assert "POST /get_chatbot_response/" in received
     assert "invoke_agent campuscore_agent" in received
