@@ -1,0 +1,257 @@
+"""Span aggregates answered from the rollups (``tracing.rollups``) where they can be.
+
+A ``SpanSelection`` is the filtered spans plus, when every filter given is one the rollups
+are keyed by (kind, name, model, tool, status, and the time window), that filter as a
+``RollupFilter``. ``aggregate`` then covers the window with clean rollup periods (a day
+where all of it is clean, else its clean hours) and reads the spans only for the rest (the
+partial hours at the edges, the open hour, dirty hours): one statement to find the clean
+periods, one to aggregate rollup rows and span rows together. Counts, errors, tokens and
+groups are those of the spans exactly; duration percentiles come from the merged
+histogram, within ``tracing.rollups.MAX_RELATIVE_ERROR``. When no clean period falls in the
+window, or the filters need the spans themselves, it returns None and the caller computes
+everything (percentiles exact) from the spans.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+from django.db import connections, router
+from django.db.models import Q, QuerySet
+from opentelemetry.trace import StatusCode
+
+from tracing.models import OTelSpan
+from tracing.rollups import (
+    DIRTY_TABLE,
+    HOUR,
+    ROLLED_TABLE,
+    ROLLUP_TABLE,
+    bucket_sql,
+    histogram_percentiles,
+)
+
+_ERROR = StatusCode.ERROR.name
+
+
+@dataclass(frozen=True)
+class RollupFilter:
+    """The filters a rollup can answer; None: not filtered on that."""
+
+    kinds: Sequence[str] | None = None
+    names: Sequence[str] | None = None
+    models: Sequence[str] | None = None
+    tools: Sequence[str] | None = None
+    statuses: Sequence[str] | None = None
+    after: datetime | None = None
+    before: datetime | None = None
+
+
+@dataclass(frozen=True)
+class SpanSelection:
+    """The spans a ``spanStats`` aggregates; ``rollup`` None when only they can answer."""
+
+    rows: QuerySet[OTelSpan]
+    rollup: RollupFilter | None = None
+
+
+@dataclass(frozen=True)
+class Group:
+    """What a ``group`` of ``aggregate`` is keyed by: the SQL of the key over the spans
+    (alias ``s``) and over the rollups (alias ``r``), and the widest period (hours) the
+    key can be read from."""
+
+    spans: str
+    rollups: str
+    max_width: int
+    not_null: str | None = None
+
+
+SUMMARY = Group("''", "''", 24)
+
+
+def by_column(column: str) -> Group:
+    assert column in ("model", "tool_name", "name")  # identifiers, never user input
+    return Group(f"s.{column}", f"r.{column}", 24, not_null=column)
+
+
+def by_time(unit: str) -> Group | None:
+    """Buckets of ``unit``: hour buckets from hour rollups, day buckets from either;
+    minute buckets only from the spans (None)."""
+    width = {"hour": 1, "day": 24}.get(unit)
+    if width is None:
+        return None
+    return Group(
+        f"date_trunc('{unit}', s.started_at, 'UTC')",
+        f"date_trunc('{unit}', r.start, 'UTC')",
+        width,
+    )
+
+
+def _clean_periods(
+    alias: str, after: datetime | None, before: datetime | None, max_width: int
+) -> list[tuple[datetime, datetime]]:
+    """The rollup periods to read, as disjoint [start, end) in order: the clean periods
+    inside [after, before), days first where a day is clean."""
+    where = ["r.width <= %s"]
+    params: list[Any] = [max_width]
+    if after is not None:
+        where.append("r.start >= %s")
+        params.append(after)
+    if before is not None:
+        where.append("r.start + r.width * interval '1 hour' <= %s")
+        params.append(before)
+    sql = (
+        f"SELECT r.start, r.width FROM {ROLLED_TABLE} AS r WHERE {' AND '.join(where)} "
+        f"AND NOT EXISTS (SELECT 1 FROM {DIRTY_TABLE} AS d WHERE d.hour >= r.start "
+        "AND d.hour < r.start + r.width * interval '1 hour') ORDER BY r.start, r.width DESC"
+    )
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        found = cursor.fetchall()
+    periods: list[tuple[datetime, datetime]] = []
+    for start, width in found:
+        if periods and start < periods[-1][1]:
+            continue  # an hour of a day already taken
+        periods.append((start, start + HOUR * width))
+    return periods
+
+
+def _gaps(
+    periods: list[tuple[datetime, datetime]], after: datetime | None, before: datetime | None
+) -> Q | None:
+    """The spans' condition for [after, before) minus ``periods``; None when nothing is
+    left."""
+    q: Q | None = None
+    cursor = after
+    bounds: list[tuple[datetime | None, datetime | None]] = []
+    for start, end in periods:
+        if cursor is None or cursor < start:
+            bounds.append((cursor, start))
+        cursor = end
+    if before is None or (cursor is not None and cursor < before):
+        bounds.append((cursor, before))
+    for lo, hi in bounds:
+        part = Q()
+        if lo is not None:
+            part &= Q(started_at__gte=lo)
+        if hi is not None:
+            part &= Q(started_at__lt=hi)
+        q = part if q is None else q | part
+    return q
+
+
+def _rollup_where(f: RollupFilter, periods: list[tuple[datetime, datetime]]) -> tuple[str, list]:
+    days = [start for start, end in periods if end - start > HOUR]
+    hours = [start for start, end in periods if end - start == HOUR]
+    where = ["((r.width = 24 AND r.start = ANY(%s)) OR (r.width = 1 AND r.start = ANY(%s)))"]
+    params: list[Any] = [days, hours]
+    for column, values in (
+        ("kind", f.kinds),
+        ("name", f.names),
+        ("model", f.models),
+        ("tool_name", f.tools),
+        ("status_code", f.statuses),
+    ):
+        if values is not None:
+            where.append(f"r.{column} = ANY(%s)")
+            params.append(list(values))
+    return " AND ".join(where), params
+
+
+def aggregate(
+    selection: SpanSelection,
+    group: Group,
+    fractions: Sequence[float],
+    window: tuple[datetime | None, datetime | None] = (None, None),
+) -> list[dict[str, Any]] | None:
+    """Per key of ``group``: count, errors, token sums and the duration percentiles
+    ``fractions`` of the selected spans (also inside ``window``, if given), from rollups
+    and spans together; None when no rollup period helps (see the module docstring)."""
+    f = selection.rollup
+    if f is None:
+        return None
+    after = max((t for t in (f.after, window[0]) if t is not None), default=None)
+    before = min((t for t in (f.before, window[1]) if t is not None), default=None)
+    alias = router.db_for_read(OTelSpan)
+    periods = _clean_periods(alias, after, before, group.max_width)
+    if not periods:
+        return None
+    rows = selection.rows
+    if window[0] is not None:
+        rows = rows.filter(started_at__gte=window[0])
+    if window[1] is not None:
+        rows = rows.filter(started_at__lt=window[1])
+    if group.not_null is not None:
+        rows = rows.filter(**{f"{group.not_null}__isnull": False})
+    rollup_where, params = _rollup_where(f, periods)
+    if group.not_null is not None:
+        rollup_where += f" AND r.{group.not_null} IS NOT NULL"
+    parts = [
+        f"""SELECT {group.rollups} AS grp, r.span_count AS n,
+               CASE WHEN r.status_code = %s THEN r.span_count ELSE 0 END AS e,
+               r.input_tokens AS ti, r.output_tokens AS tout, r.duration_min AS lo,
+               r.duration_max AS hi, r.duration_buckets AS bs, r.duration_counts AS cs
+        FROM {ROLLUP_TABLE} AS r WHERE {rollup_where}"""
+    ]
+    params = [_ERROR, *params]
+    gaps = _gaps(periods, after, before)
+    if gaps is not None:
+        inner = (
+            rows.filter(gaps)
+            .order_by()
+            .values(
+                "started_at",
+                "status_code",
+                "duration_ms",
+                "input_tokens",
+                "output_tokens",
+                *((group.not_null,) if group.not_null else ()),
+            )
+        )
+        inner_sql, inner_params = inner.query.sql_with_params()
+        parts.append(
+            f"""SELECT grp, n, e, ti, tout, lo, hi, ARRAY[b]::smallint[], ARRAY[n]::int[]
+            FROM (SELECT {group.spans} AS grp, {bucket_sql("s.duration_ms")} AS b,
+                         count(*) AS n, count(*) FILTER (WHERE s.status_code = %s) AS e,
+                         sum(s.input_tokens) AS ti, sum(s.output_tokens) AS tout,
+                         min(s.duration_ms) AS lo, max(s.duration_ms) AS hi
+                  FROM ({inner_sql}) AS s GROUP BY 1, 2) AS raw"""
+        )
+        params += [_ERROR, *inner_params]
+    sql = f"""
+        WITH parts AS ({" UNION ALL ".join(parts)}),
+        totals AS (
+            SELECT grp, sum(n) AS n, sum(e) AS e, sum(ti) AS ti, sum(tout) AS tout,
+                   min(lo) AS lo, max(hi) AS hi
+            FROM parts GROUP BY grp
+        ),
+        hist AS (
+            SELECT grp, array_agg(b ORDER BY b) AS bs, array_agg(c ORDER BY b) AS cs
+            FROM (SELECT p.grp, u.b, sum(u.c) AS c
+                  FROM parts AS p, unnest(p.bs, p.cs) AS u(b, c) GROUP BY 1, 2) AS per_bucket
+            GROUP BY grp
+        )
+        SELECT t.grp, t.n, t.e, t.ti, t.tout, t.lo, t.hi, h.bs, h.cs
+        FROM totals AS t JOIN hist AS h ON h.grp = t.grp
+    """
+    with connections[alias].cursor() as cursor:
+        cursor.execute(sql, params)
+        fetched = cursor.fetchall()
+    out = []
+    for grp, n, e, ti, tout, lo, hi, bs, cs in fetched:
+        out.append(
+            {
+                "key": grp,
+                "count": int(n),
+                "errors": int(e),
+                "input_tokens": int(ti or 0),
+                "output_tokens": int(tout or 0),
+                "percentiles": histogram_percentiles(
+                    [int(b) for b in bs], [int(c) for c in cs], lo, hi, fractions
+                ),
+            }
+        )
+    return out
