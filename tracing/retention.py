@@ -45,7 +45,6 @@ BATCH = 5000
 LOCK_TIMEOUT = "2s"
 LOCK_ATTEMPTS = 5
 PERIOD_S = 3600.0
-ROLLUP_PERIOD_S = 60.0
 
 
 def retention_days() -> int | None:
@@ -230,15 +229,13 @@ def window(now: datetime, oldest_kept: datetime | None) -> Window:
 
 class MaintenanceThread(threading.Thread):
     """Creates the coming days' partitions and prunes, at start-up and then every
-    ``period_s``; refreshes the span rollups at start-up and every ``rollup_period_s``."""
+    ``period_s``; refreshes the span rollups at start-up and every
+    ``SPAN_ROLLUP_REFRESH_S`` seconds (never when 0)."""
 
-    def __init__(
-        self, conninfo: str, period_s: float = PERIOD_S, rollup_period_s: float = ROLLUP_PERIOD_S
-    ) -> None:
+    def __init__(self, conninfo: str, period_s: float = PERIOD_S) -> None:
         super().__init__(daemon=True, name="trace-maintenance")
         self._conninfo = conninfo
         self._period_s = period_s
-        self._rollup_period_s = rollup_period_s
         self.stopped = threading.Event()
 
     def run_once(self) -> None:
@@ -262,6 +259,8 @@ class MaintenanceThread(threading.Thread):
                 logger.info("prune_traces: skipped, another process is pruning")
 
     def _refresh_rollups(self) -> None:
+        if not settings.SPAN_ROLLUP_REFRESH_S:
+            return
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
             done = rollups.refresh(conn, datetime.now(UTC))
         if done.hours:
@@ -280,4 +279,4 @@ class MaintenanceThread(threading.Thread):
             except Exception:
                 # Maintenance must never take the server down; the next round tries again.
                 logger.exception("trace maintenance failed")
-            self.stopped.wait(min(self._period_s, self._rollup_period_s))
+            self.stopped.wait(min(self._period_s, settings.SPAN_ROLLUP_REFRESH_S or self._period_s))
