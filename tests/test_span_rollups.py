@@ -304,3 +304,14 @@ def test_histogram_percentiles_within_the_documented_error() -> None:
             assert close(estimate, values, fraction), (size, fraction)
     assert rollups.histogram_percentiles([], [], 0.0, 0.0, (0.5,)) == [None]
     assert rollups.MAX_RELATIVE_ERROR < 0.02
+
+
+def test_a_batch_marks_every_hour_it_touches() -> None:
+    at = T0 + timedelta(minutes=59)
+    assert rollups.dirty_params([at, at + timedelta(minutes=2), at]) == ([T0, T0 + HOUR],)
+    old = datetime(2001, 1, 1, 5, 30, tzinfo=T0.tzinfo)
+    assert rollups.dirty_params([at, old]) == ([old.replace(minute=0), T0],)
+    assert rollups.dirty_params([]) == ([],)
+
+
+HOUR = timedelta(hours=1)

@@ -145,7 +145,7 @@ def write_direct(conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[Spa
                     cur.execute(INSERT_RESOURCES, resources)
                 cur.execute(INSERT_TRACE_IDS, (sorted({row.trace_id for row in rows}),))
                 cur.execute(UPDATE_TRACES, delta_params(summarize(rows)))
-                cur.execute(MARK_DIRTY, dirty_params(row.started_at for row in rows))
+                cur.execute(MARK_DIRTY, dirty_params([row.started_at for row in rows]))
                 conn.commit()
     except BaseException:
         # Leave the connection idle for the staged path; if it is broken, the original
@@ -183,7 +183,7 @@ class StagedWriter:
                     fresh.append(row)
             if fresh:
                 cur.execute(UPDATE_TRACES, delta_params(summarize(fresh)))
-                cur.execute(MARK_DIRTY, dirty_params(row.started_at for row in fresh))
+                cur.execute(MARK_DIRTY, dirty_params([row.started_at for row in fresh]))
         return fresh
 
 

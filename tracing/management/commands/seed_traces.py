@@ -215,7 +215,7 @@ def _write_chunk(conn: psycopg.Connection[Any], chunk: Chunk) -> None:
         )
         # Foreign keys are checked at commit: the spans can go before their traces.
         copy_spans(cur, chunk.rows)
-        cur.execute(MARK_DIRTY, dirty_params(row.started_at for row in chunk.rows))
+        cur.execute(MARK_DIRTY, dirty_params([row.started_at for row in chunk.rows]))
         if (resources := resource_params(chunk.rows)) is not None:
             cur.execute(INSERT_RESOURCES, resources)
         cur.execute(INSERT_NEW_TRACES, delta_params(chunk.traces))
