@@ -107,6 +107,9 @@ def stats(filters: dict[str, Any] | None, bucket: str = "HOUR") -> tuple[dict[st
         )
     assert result.errors is None, result.errors
     read_rollups = any(rollups.ROLLUP_TABLE + " " in q["sql"] for q in queries.captured_queries)
+    if read_rollups:
+        # The clean periods (once), then one statement per part (headline, 3 groups, series).
+        assert len(queries) == 6, "\n\n".join(q["sql"] for q in queries.captured_queries)
     return result.data["spanStats"], read_rollups
 
 

@@ -5,7 +5,8 @@ are keyed by (kind, name, model, tool, status, and the time window), that filter
 ``RollupFilter``. ``aggregate`` then covers the window with clean rollup periods (a day
 where all of it is clean, else its clean hours) and reads the spans only for the rest (the
 partial hours at the edges, the open hour, dirty hours): one statement to find the clean
-periods, one to aggregate rollup rows and span rows together. Counts, errors, tokens and
+periods (shared by the parts of one ``spanStats``), one per part to aggregate rollup rows
+and span rows together. Counts, errors, tokens and
 groups are those of the spans exactly; duration percentiles come from the merged
 histogram, within ``tracing.rollups.MAX_RELATIVE_ERROR``. When no clean period falls in the
 window, or the filters need the spans themselves, it returns None and the caller computes
@@ -15,7 +16,7 @@ everything (percentiles exact) from the spans.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
@@ -51,10 +52,21 @@ class RollupFilter:
 
 @dataclass(frozen=True)
 class SpanSelection:
-    """The spans a ``spanStats`` aggregates; ``rollup`` None when only they can answer."""
+    """The spans a ``spanStats`` aggregates; ``rollup`` None when only they can answer.
+    The clean periods inside the filter's window are looked up once for all the parts
+    of one ``spanStats`` (kept in ``found``)."""
 
     rows: QuerySet[OTelSpan]
     rollup: RollupFilter | None = None
+    found: dict[str, list[tuple[datetime, int]]] = field(default_factory=dict, compare=False)
+
+    def clean_periods(self) -> list[tuple[datetime, int]]:
+        """(start, width) of every clean period inside the filter's window, in order."""
+        assert self.rollup is not None
+        if "periods" not in self.found:
+            alias = router.db_for_read(OTelSpan)
+            self.found["periods"] = _clean_periods(alias, self.rollup.after, self.rollup.before)
+        return self.found["periods"]
 
 
 @dataclass(frozen=True)
@@ -91,12 +103,11 @@ def by_time(unit: str) -> Group | None:
 
 
 def _clean_periods(
-    alias: str, after: datetime | None, before: datetime | None, max_width: int
-) -> list[tuple[datetime, datetime]]:
-    """The rollup periods to read, as disjoint [start, end) in order: the clean periods
-    inside [after, before), days first where a day is clean."""
-    where = ["r.width <= %s"]
-    params: list[Any] = [max_width]
+    alias: str, after: datetime | None, before: datetime | None
+) -> list[tuple[datetime, int]]:
+    """The clean periods inside [after, before): (start, width), by start, days first."""
+    where = ["TRUE"]
+    params: list[Any] = []
     if after is not None:
         where.append("r.start >= %s")
         params.append(after)
@@ -110,12 +121,27 @@ def _clean_periods(
     )
     with connections[alias].cursor() as cursor:
         cursor.execute(sql, params)
-        found = cursor.fetchall()
+        return [(start, int(width)) for start, width in cursor.fetchall()]
+
+
+def _cover(
+    clean: list[tuple[datetime, int]],
+    after: datetime | None,
+    before: datetime | None,
+    max_width: int,
+) -> list[tuple[datetime, datetime]]:
+    """The rollup periods to read, as disjoint [start, end) in order: the clean periods
+    at most ``max_width`` hours wide inside [after, before), a day rather than its hours."""
     periods: list[tuple[datetime, datetime]] = []
-    for start, width in found:
+    for start, width in clean:
+        end = start + HOUR * width
+        if width > max_width or (after is not None and start < after):
+            continue
+        if before is not None and end > before:
+            continue
         if periods and start < periods[-1][1]:
             continue  # an hour of a day already taken
-        periods.append((start, start + HOUR * width))
+        periods.append((start, end))
     return periods
 
 
@@ -176,7 +202,7 @@ def aggregate(
     after = max((t for t in (f.after, window[0]) if t is not None), default=None)
     before = min((t for t in (f.before, window[1]) if t is not None), default=None)
     alias = router.db_for_read(OTelSpan)
-    periods = _clean_periods(alias, after, before, group.max_width)
+    periods = _cover(selection.clean_periods(), after, before, group.max_width)
     if not periods:
         return None
     rows = selection.rows
