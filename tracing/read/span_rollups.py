@@ -147,10 +147,9 @@ def _cover(
 
 def _gaps(
     periods: list[tuple[datetime, datetime]], after: datetime | None, before: datetime | None
-) -> Q | None:
-    """The spans' condition for [after, before) minus ``periods``; None when nothing is
-    left."""
-    q: Q | None = None
+) -> list[Q]:
+    """The spans' conditions, one per range, for [after, before) minus ``periods``."""
+    out: list[Q] = []
     cursor = after
     bounds: list[tuple[datetime | None, datetime | None]] = []
     for start, end in periods:
@@ -165,8 +164,8 @@ def _gaps(
             part &= Q(started_at__gte=lo)
         if hi is not None:
             part &= Q(started_at__lt=hi)
-        q = part if q is None else q | part
-    return q
+        out.append(part)
+    return out
 
 
 def _rollup_where(f: RollupFilter, periods: list[tuple[datetime, datetime]]) -> tuple[str, list]:
@@ -223,10 +222,11 @@ def aggregate(
         FROM {ROLLUP_TABLE} AS r WHERE {rollup_where}"""
     ]
     params = [_ERROR, *params]
-    gaps = _gaps(periods, after, before)
-    if gaps is not None:
+    # The spans outside the rollup periods: one index range per gap (an OR of ranges would
+    # make PostgreSQL walk the whole window and filter).
+    for gap in _gaps(periods, after, before):
         inner = (
-            rows.filter(gaps)
+            rows.filter(gap)
             .order_by()
             .values(
                 "started_at",
@@ -247,37 +247,65 @@ def aggregate(
                   FROM ({inner_sql}) AS s GROUP BY 1, 2) AS raw"""
         )
         params += [_ERROR, *inner_params]
-    sql = f"""
-        WITH parts AS ({" UNION ALL ".join(parts)}),
-        totals AS (
-            SELECT grp, sum(n) AS n, sum(e) AS e, sum(ti) AS ti, sum(tout) AS tout,
-                   min(lo) AS lo, max(hi) AS hi
-            FROM parts GROUP BY grp
-        ),
-        hist AS (
-            SELECT grp, array_agg(b ORDER BY b) AS bs, array_agg(c ORDER BY b) AS cs
-            FROM (SELECT p.grp, u.b, sum(u.c) AS c
-                  FROM parts AS p, unnest(p.bs, p.cs) AS u(b, c) GROUP BY 1, 2) AS per_bucket
-            GROUP BY grp
-        )
-        SELECT t.grp, t.n, t.e, t.ti, t.tout, t.lo, t.hi, h.bs, h.cs
-        FROM totals AS t JOIN hist AS h ON h.grp = t.grp
-    """
     with connections[alias].cursor() as cursor:
-        cursor.execute(sql, params)
+        cursor.execute(" UNION ALL ".join(parts), params)
         fetched = cursor.fetchall()
-    out = []
+    # Merged here: summing the histograms in SQL (unnest, then group by bucket) took ~4x
+    # as long for a day of hour rollups (~1,300 rows of ~40 buckets).
+    merged: dict[Any, _Merged] = {}
     for grp, n, e, ti, tout, lo, hi, bs, cs in fetched:
-        out.append(
-            {
-                "key": grp,
-                "count": int(n),
-                "errors": int(e),
-                "input_tokens": int(ti or 0),
-                "output_tokens": int(tout or 0),
-                "percentiles": histogram_percentiles(
-                    [int(b) for b in bs], [int(c) for c in cs], lo, hi, fractions
-                ),
-            }
+        m = merged.get(grp)
+        if m is None:
+            merged[grp] = m = _Merged(lo=lo, hi=hi)
+        m.add(n, e, ti, tout, lo, hi, bs, cs)
+    return [
+        {
+            "key": grp,
+            "count": m.count,
+            "errors": m.errors,
+            "input_tokens": m.input_tokens,
+            "output_tokens": m.output_tokens,
+            "percentiles": m.percentiles(fractions),
+        }
+        for grp, m in merged.items()
+    ]
+
+
+@dataclass
+class _Merged:
+    """The figures of one group, summed over its rollup rows and span buckets."""
+
+    lo: float
+    hi: float
+    count: int = 0
+    errors: int = 0
+    input_tokens: int = 0
+    output_tokens: int = 0
+    histogram: dict[int, int] = field(default_factory=dict)
+
+    def add(
+        self,
+        n: int,
+        e: int,
+        ti: int | None,
+        tout: int | None,
+        lo: float,
+        hi: float,
+        buckets: list[int],
+        counts: list[int],
+    ) -> None:
+        self.count += int(n)
+        self.errors += int(e)
+        self.input_tokens += int(ti or 0)
+        self.output_tokens += int(tout or 0)
+        self.lo = min(self.lo, lo)
+        self.hi = max(self.hi, hi)
+        histogram = self.histogram
+        for b, c in zip(buckets, counts, strict=True):
+            histogram[b] = histogram.get(b, 0) + c
+
+    def percentiles(self, fractions: Sequence[float]) -> list[float | None]:
+        order = sorted(self.histogram)
+        return histogram_percentiles(
+            order, [self.histogram[b] for b in order], self.lo, self.hi, fractions
         )
-    return out
