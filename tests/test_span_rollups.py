@@ -178,7 +178,8 @@ def test_refresh_rolls_every_closed_hour_and_the_day(data: Built) -> None:
     hours = {rollups.hour_of(s.started_at) for s in stored()}
     rolled = set(SpanRollupRolled.objects.values_list("start", "width"))
     assert {(h, 1) for h in hours} <= rolled
-    assert (DAY0, 24) in rolled  # a whole day, closed, all its hours rolled
+    # A whole day, closed, all its hours rolled; its 6-hour blocks and its week too.
+    assert {(DAY0, 24), (DAY0 + 6 * HOUR, 6), (rollups.period_start(DAY0, 168), 168)} <= rolled
     assert not SpanRollupDirty.objects.exists()
     assert sum(SpanRollup.objects.filter(width=1).values_list("span_count", flat=True)) == len(
         stored()

@@ -264,7 +264,11 @@ class MaintenanceThread(threading.Thread):
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
             done = rollups.refresh(conn, datetime.now(UTC))
         if done.hours:
-            logger.info("span rollups: %d hours, %d days re-aggregated", done.hours, done.days)
+            logger.info(
+                "span rollups: %d hours (and %d wider periods) re-aggregated",
+                done.hours,
+                done.wider,
+            )
 
     def run(self) -> None:
         last_maintained: float | None = None

@@ -5,7 +5,7 @@ Owns the contents of three tables (their models are in ``tracing.models``), the 
 histogram, the writers' dirty marks and the refresh:
 
 ``tracing_spanrollup``
-    One row per (``start``, ``width`` in hours: 1 or 24) and group key (``kind``, ``name``,
+    One row per (``start``, ``width`` in hours: 1, 6, 24 or 168) and group key (``kind``, ``name``,
     ``model``, ``tool_name``, ``status_code``): span count, token sums, min/max duration
     and a sparse duration histogram (``duration_buckets`` / ``duration_counts``).
 ``tracing_spanrolluprolled``
@@ -23,9 +23,11 @@ histogram, the writers' dirty marks and the refresh:
 A period is *clean* when it is rolled and no dirty row falls in it; readers
 (``tracing.read.span_rollups``) use rollups only for clean periods and read the spans of
 every other instant. ``refresh`` (run by the maintenance thread every minute) re-aggregates
-the dirty hours that are closed (ended ``SETTLE`` ago) from the spans, then the days they
-belong to from their 24 hours, and deletes exactly the dirty rows it saw, all in one
-transaction: a span committed after the refresh's statements began keeps its dirty row.
+the dirty hours that are closed (ended ``SETTLE`` ago) from the spans, then the 6-hour
+blocks, days and weeks (``LEVELS``) they belong to from their parts, and deletes exactly
+the dirty rows it saw, all in one transaction: a span committed after the refresh's
+statements began keeps its dirty row. The wider periods keep the rows a long window reads
+few (30 days: 4 weeks and a few days, blocks and hours, not 720 hours).
 
 The histogram: bucket 0 holds durations under ``FLOOR_MS`` (and negative ones, from
 skewed clocks); bucket ``b >= 1`` holds [FLOOR_MS * RATIO**(b-1), FLOOR_MS * RATIO**b).
@@ -175,16 +177,21 @@ FROM (
 ) AS per_bucket
 GROUP BY kind, name, model, tool_name, status_code
 """
-# A day from its 24 hour rollups (the caller checked they are all rolled).
-_ROLL_DAY = f"""
+# The wider periods, each rolled up from its narrower ones once all of those are rolled and
+# it is closed: (width, child width) in hours. Weeks start on Monday (as date_trunc's).
+LEVELS = ((6, 1), (24, 6), (168, 24))
+_CHILD = dict(LEVELS)
+
+# A period from its children's rollups (the caller checked they are all rolled).
+_ROLL_UP = f"""
 INSERT INTO {ROLLUP_TABLE} ({_COLUMNS})
-SELECT %(start)s, 24, g.kind, g.name, g.model, g.tool_name, g.status_code, g.n, g.ti, g.tout,
-       g.lo, g.hi, h.bs, h.cs
+SELECT %(start)s, %(width)s, g.kind, g.name, g.model, g.tool_name, g.status_code, g.n, g.ti,
+       g.tout, g.lo, g.hi, h.bs, h.cs
 FROM (
     SELECT kind, name, model, tool_name, status_code, sum(span_count) AS n,
            sum(input_tokens) AS ti, sum(output_tokens) AS tout,
            min(duration_min) AS lo, max(duration_max) AS hi
-    FROM {ROLLUP_TABLE} WHERE width = 1 AND start >= %(start)s AND start < %(end)s
+    FROM {ROLLUP_TABLE} WHERE width = %(child)s AND start >= %(start)s AND start < %(end)s
     GROUP BY 1, 2, 3, 4, 5
 ) AS g
 JOIN (
@@ -193,7 +200,7 @@ JOIN (
     FROM (
         SELECT r.kind, r.name, r.model, r.tool_name, r.status_code, u.b, sum(u.c) AS c
         FROM {ROLLUP_TABLE} AS r, unnest(r.duration_buckets, r.duration_counts) AS u(b, c)
-        WHERE r.width = 1 AND r.start >= %(start)s AND r.start < %(end)s
+        WHERE r.width = %(child)s AND r.start >= %(start)s AND r.start < %(end)s
         GROUP BY 1, 2, 3, 4, 5, 6
     ) AS per_bucket
     GROUP BY 1, 2, 3, 4, 5
@@ -203,16 +210,26 @@ ON (h.kind, h.name, h.status_code) = (g.kind, g.name, g.status_code)
 """
 
 
+def period_start(instant: datetime, width: int) -> datetime:
+    """The start of the ``width``-hour period (6, 24 or 168) holding ``instant``."""
+    hour = hour_of(instant)
+    if width == 168:
+        day = hour.replace(hour=0)
+        return day - DAY * day.weekday()
+    return hour.replace(hour=hour.hour - hour.hour % width)
+
+
 @dataclass
 class RefreshReport:
     hours: int = 0
-    days: int = 0
+    wider: int = 0  # 6-hour blocks, days and weeks rolled up from their parts
     rows: int = 0
 
 
 def refresh(conn: psycopg.Connection[Any], now: datetime) -> RefreshReport:
-    """Re-aggregate every dirty closed hour, and the days they belong to (see the module
-    docstring). ``conn`` in autocommit mode; a no-op while another process refreshes."""
+    """Re-aggregate every dirty closed hour, and the wider periods they belong to (see the
+    module docstring). ``conn`` in autocommit mode; a no-op while another process
+    refreshes."""
     report = RefreshReport()
     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (REFRESH_LOCK_KEY,)).fetchone()
     if not row or not row[0]:
@@ -250,31 +267,47 @@ def _refresh_hours(
             (hours,),
         )
         report.hours += len(hours)
-        for day in sorted({h.replace(hour=0) for h in hours}):
-            if day + DAY <= closed:
-                report.days += _refresh_day(conn, day)
+        for width, child in LEVELS:
+            for start in sorted({period_start(h, width) for h in hours}):
+                if start + HOUR * width <= closed:
+                    report.wider += _roll_up(conn, start, width, child)
 
 
-def _refresh_day(conn: psycopg.Connection[Any], day: datetime) -> int:
-    """Roll ``day`` up from its hours when the whole day is closed: hours without spans
-    that were never marked dirty are rolled (empty) first, unless dirty now."""
-    hours = [day + HOUR * i for i in range(24)]
-    conn.execute(
-        f"INSERT INTO {ROLLED_TABLE} (start, width) SELECT h, 1 FROM unnest(%s::timestamptz[]) "
-        f"AS h WHERE NOT EXISTS (SELECT 1 FROM {DIRTY_TABLE} d WHERE d.hour = h) "
-        "ON CONFLICT (start, width) DO NOTHING",
-        (hours,),
-    )
-    conn.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE width = 24 AND start = %s", (day,))
-    conn.execute(f"DELETE FROM {ROLLED_TABLE} WHERE width = 24 AND start = %s", (day,))
+def _roll_up(conn: psycopg.Connection[Any], start: datetime, width: int, child: int) -> int:
+    """Roll the period up from its ``child``-hour parts when they are all rolled (parts
+    never rolled are tried first: hours without spans that were never marked dirty are
+    rolled, empty); 1 if done."""
+    end = start + HOUR * width
+    if child > 1:
+        rolled = {
+            s
+            for (s,) in conn.execute(
+                f"SELECT start FROM {ROLLED_TABLE} WHERE width = %s AND start >= %s AND start < %s",
+                (child, start, end),
+            ).fetchall()
+        }
+        for i in range(width // child):
+            part = start + HOUR * child * i
+            if part not in rolled:
+                _roll_up(conn, part, child, _CHILD[child])
+    else:
+        conn.execute(
+            f"INSERT INTO {ROLLED_TABLE} (start, width) SELECT h, 1 "
+            "FROM unnest(%s::timestamptz[]) AS h "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {DIRTY_TABLE} d WHERE d.hour = h) "
+            "ON CONFLICT (start, width) DO NOTHING",
+            ([start + HOUR * i for i in range(width)],),
+        )
+    conn.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE width = %s AND start = %s", (width, start))
+    conn.execute(f"DELETE FROM {ROLLED_TABLE} WHERE width = %s AND start = %s", (width, start))
     row = conn.execute(
-        f"SELECT count(*) FROM {ROLLED_TABLE} WHERE width = 1 AND start >= %s AND start < %s",
-        (day, day + DAY),
+        f"SELECT count(*) FROM {ROLLED_TABLE} WHERE width = %s AND start >= %s AND start < %s",
+        (child, start, end),
     ).fetchone()
-    if not row or row[0] < 24:
+    if not row or row[0] < width // child:
         return 0
-    conn.execute(_ROLL_DAY, {"start": day, "end": day + DAY})
-    conn.execute(f"INSERT INTO {ROLLED_TABLE} (start, width) VALUES (%s, 24)", (day,))
+    conn.execute(_ROLL_UP, {"start": start, "end": end, "width": width, "child": child})
+    conn.execute(f"INSERT INTO {ROLLED_TABLE} (start, width) VALUES (%s, %s)", (start, width))
     return 1
 
 

@@ -81,17 +81,17 @@ class Group:
     not_null: str | None = None
 
 
-SUMMARY = Group("''", "''", 24)
+SUMMARY = Group("''", "''", 168)
 
 
 def by_column(column: str) -> Group:
     assert column in ("model", "tool_name", "name")  # identifiers, never user input
-    return Group(f"s.{column}", f"r.{column}", 24, not_null=column)
+    return Group(f"s.{column}", f"r.{column}", 168, not_null=column)
 
 
 def by_time(unit: str) -> Group | None:
-    """Buckets of ``unit``: hour buckets from hour rollups, day buckets from either;
-    minute buckets only from the spans (None)."""
+    """Buckets of ``unit``: hour buckets from hour rollups, day buckets from hours, 6-hour
+    blocks and days; minute buckets only from the spans (None)."""
     width = {"hour": 1, "day": 24}.get(unit)
     if width is None:
         return None
@@ -169,10 +169,11 @@ def _gaps(
 
 
 def _rollup_where(f: RollupFilter, periods: list[tuple[datetime, datetime]]) -> tuple[str, list]:
-    days = [start for start, end in periods if end - start > HOUR]
-    hours = [start for start, end in periods if end - start == HOUR]
-    where = ["((r.width = 24 AND r.start = ANY(%s)) OR (r.width = 1 AND r.start = ANY(%s)))"]
-    params: list[Any] = [days, hours]
+    by_width: dict[int, list[datetime]] = {}
+    for start, end in periods:
+        by_width.setdefault(int((end - start) / HOUR), []).append(start)
+    where = ["(" + " OR ".join("(r.width = %s AND r.start = ANY(%s))" for _ in by_width) + ")"]
+    params: list[Any] = [value for width, starts in by_width.items() for value in (width, starts)]
     for column, values in (
         ("kind", f.kinds),
         ("name", f.names),
