@@ -429,8 +429,11 @@ class ProcessCpu:
 def measure(
     targets: list[tuple[Any, ProcessCpu]], case: Case, requests: int, warmup: int
 ) -> list[Result]:
-    """One result per (client, server) target; request i goes to every target in turn."""
+    """One result per (client, server) target; request i goes to every target in turn. A
+    target whose server stops a request at its time cap is "capped" for the case and gets
+    no more of its requests; the others go on."""
     cpu = [0.0] * len(targets)
+    capped = [False] * len(targets)
 
     def run(query: str) -> list[tuple[list[float], int, dict[str, Any]]]:
         samples: list[list[float]] = [[] for _ in targets]
@@ -439,34 +442,35 @@ def measure(
         before = [0.0] * len(targets)
         for i in range(warmup + requests):
             for t, (client, server) in enumerate(targets):
+                if capped[t]:
+                    continue
                 if i == warmup:
                     before[t] = server.seconds()
-                elapsed, data[t] = _post(client, query, case.variables[i % len(case.variables)])
+                try:
+                    elapsed, data[t] = _post(client, query, case.variables[i % len(case.variables)])
+                except Capped as stopped:
+                    print(f"{case.name} (server {t + 1}): {stopped}", flush=True)
+                    capped[t] = True
+                    samples[t] = []
+                    continue
                 rows[t] = max(rows[t], _rows(data[t]))
                 if i >= warmup:
                     samples[t].append(elapsed)
         for t, (_, server) in enumerate(targets):
-            cpu[t] = (server.seconds() - before[t]) * 1000 / requests
+            if not capped[t]:
+                cpu[t] = (server.seconds() - before[t]) * 1000 / requests
         return list(zip(samples, rows, data, strict=True))
 
-    try:
-        measured = run(case.query)
-    except Capped as capped:
-        print(f"{case.name}: {capped}", flush=True)
-        return [Result(case.name, [], 0, case.note, capped=True) for _ in targets]
     results = [
-        Result(case.name, samples, rows, case.note, cpu_ms=cpu[t])
-        for t, (samples, rows, _) in enumerate(measured)
+        Result(case.name, samples, rows, case.note, cpu_ms=cpu[t], capped=capped[t])
+        for t, (samples, rows, _) in enumerate(run(case.query))
     ]
     if case.count_variant:
-        try:
-            counted = run(case.query.replace(" pageInfo", " totalCount pageInfo"))
-        except Capped as capped:
-            print(f"{case.name} with totalCount: {capped}", flush=True)
-            return results
+        counted = run(case.query.replace(" pageInfo", " totalCount pageInfo"))
         for result, (samples, _, data) in zip(results, counted, strict=True):
-            result.with_count = samples
-            result.total = (data.get("traces") or data["spans"])["totalCount"]
+            if data:
+                result.with_count = samples
+                result.total = (data.get("traces") or data["spans"])["totalCount"]
     return results
 
 
