@@ -237,6 +237,12 @@ def test_rollups_give_the_rows_figures(
     check(got, spans, timedelta(hours=1) if bucket == "HOUR" else timedelta(days=1))
 
 
+def test_an_empty_list_filter_matches_nothing(data: Built) -> None:
+    got, read_rollups = stats({"kind": []})
+    assert read_rollups
+    assert (got["count"], got["byName"], got["durationMs"]["p95"]) == (0, [], None)
+
+
 @pytest.mark.parametrize(
     "filters",
     [

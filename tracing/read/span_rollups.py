@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from django.core.exceptions import EmptyResultSet
 from django.db import connections, router
 from django.db.models import Q, QuerySet
 from opentelemetry.trace import StatusCode
@@ -105,7 +106,7 @@ def by_time(unit: str) -> Group | None:
 def _clean_periods(
     alias: str, after: datetime | None, before: datetime | None
 ) -> list[tuple[datetime, int]]:
-    """The clean periods inside [after, before): (start, width), by start, days first."""
+    """The clean periods inside [after, before): (start, width), by start, widest first."""
     where = ["TRUE"]
     params: list[Any] = []
     if after is not None:
@@ -238,7 +239,10 @@ def aggregate(
                 *((group.not_null,) if group.not_null else ()),
             )
         )
-        inner_sql, inner_params = inner.query.sql_with_params()
+        try:
+            inner_sql, inner_params = inner.query.sql_with_params()
+        except EmptyResultSet:  # e.g. ``kind: []``: no span can match
+            continue
         parts.append(
             f"""SELECT grp, n, e, ti, tout, lo, hi, ARRAY[b]::smallint[], ARRAY[n]::int[]
             FROM (SELECT {group.spans} AS grp, {bucket_sql("s.duration_ms")} AS b,
