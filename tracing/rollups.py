@@ -1,5 +1,5 @@
-"""Span rollups: per-hour and per-day aggregates of the span table, so ``spanStats`` over
-days reads a few thousand rollup rows instead of millions of spans.
+"""Span rollups: per-hour, 6-hour, day and week aggregates of the span table, so
+``spanStats`` over days reads a few thousand rollup rows instead of millions of spans.
 
 Owns the contents of three tables (their models are in ``tracing.models``), the duration
 histogram, the writers' dirty marks and the refresh:
@@ -24,9 +24,10 @@ A period is *clean* when it is rolled and no dirty row falls in it; readers
 (``tracing.read.span_rollups``) use rollups only for clean periods and read the spans of
 every other instant. ``refresh`` (run by the maintenance thread every minute) re-aggregates
 the dirty hours that are closed (ended ``SETTLE`` ago) from the spans, then the 6-hour
-blocks, days and weeks (``LEVELS``) they belong to from their parts, and deletes exactly
-the dirty rows it saw, all in one transaction: a span committed after the refresh's
-statements began keeps its dirty row. The wider periods keep the rows a long window reads
+blocks, days and weeks (``LEVELS``) they belong to from their parts, all in one
+transaction that first deletes those hours' dirty rows committed so far (READ COMMITTED:
+the spans they stand for are visible to its later statements); a span committed after
+that DELETE began keeps its dirty row for the next refresh. The wider periods keep the rows a long window reads
 few (30 days: 4 weeks and a few days, blocks and hours, not 720 hours).
 
 The histogram: bucket 0 holds durations under ``FLOOR_MS`` (and negative ones, from
