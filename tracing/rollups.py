@@ -27,8 +27,9 @@ the dirty hours that are closed (ended ``SETTLE`` ago) from the spans, then the 
 blocks, days and weeks (``LEVELS``) they belong to from their parts, all in one
 transaction that first deletes those hours' dirty rows committed so far (READ COMMITTED:
 the spans they stand for are visible to its later statements); a span committed after
-that DELETE began keeps its dirty row for the next refresh. The wider periods keep the rows a long window reads
-few (30 days: 4 weeks and a few days, blocks and hours, not 720 hours).
+that DELETE began keeps its dirty row for the next refresh. The wider periods keep the
+rows a long window reads few (30 days: 4 weeks and a few days, blocks and hours, not 720
+hours).
 
 The histogram: bucket 0 holds durations under ``FLOOR_MS`` (and negative ones, from
 skewed clocks); bucket ``b >= 1`` holds [FLOOR_MS * RATIO**(b-1), FLOOR_MS * RATIO**b).
