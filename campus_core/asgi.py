@@ -55,8 +55,13 @@ MaintenanceThread(conninfo_for()).start()
 # Each Django request starts from an empty context, so no span, agent-run mark or log
 # binding of an earlier request on the same connection can become its parent. OTLP ingest
 # sits in front: it opens no span and binds nothing.
+# The request's server span only: the middleware would also open an internal span for every
+# ASGI message received or sent ("http receive", "http send"; three for a small request,
+# one per chunk of a streamed answer), which no reader uses.
 application = OtlpRouter(
-    FreshContextPerRequest(OpenTelemetryMiddleware(StaticFiles(django_application)))
+    FreshContextPerRequest(
+        OpenTelemetryMiddleware(StaticFiles(django_application), exclude_spans=["receive", "send"])
+    )
 )
 
 # Everything imported so far lives as long as the process: moving it out of the collector's
