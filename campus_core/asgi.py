@@ -41,6 +41,7 @@ class StaticFiles(ASGIStaticFilesHandler):
 
 
 from campus_core.observability.request_context import FreshContextPerRequest  # noqa: E402
+from campus_core.request_threads import RequestThreads  # noqa: E402
 from tracing.ingest.app import OtlpRouter  # noqa: E402
 from tracing.pipeline import init_telemetry  # noqa: E402
 
@@ -54,13 +55,16 @@ from tracing.retention import MaintenanceThread  # noqa: E402
 MaintenanceThread(conninfo_for()).start()
 # Each Django request starts from an empty context, so no span, agent-run mark or log
 # binding of an earlier request on the same connection can become its parent. OTLP ingest
-# sits in front: it opens no span and binds nothing.
-# The request's server span only: the middleware would also open an internal span for every
-# ASGI message received or sent ("http receive", "http send"; three for a small request,
-# one per chunk of a streamed answer), which no reader uses.
+# sits in front: it opens no span and binds nothing. The request's server span only: the
+# middleware would also open an internal span for every ASGI message received or sent
+# ("http receive", "http send"; three for a small request, one per chunk of a streamed
+# answer), which no reader uses. A request's sync code runs on a thread kept from earlier
+# requests, not on a new one (campus_core/request_threads.py).
 application = OtlpRouter(
     FreshContextPerRequest(
-        OpenTelemetryMiddleware(StaticFiles(django_application), exclude_spans=["receive", "send"])
+        OpenTelemetryMiddleware(
+            RequestThreads(StaticFiles(django_application)), exclude_spans=["receive", "send"]
+        )
     )
 )
 

@@ -18,6 +18,7 @@ from strawberry.types import ExecutionContext
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api import conversations, pagination, retention, stats
+from graphql_api.column_fields import read_columns_directly
 from graphql_api.execution import YieldingExecutor
 from graphql_api.limits import DocumentLimits
 from graphql_api.spans import schema as spans
@@ -100,3 +101,6 @@ schema = Schema(
         lambda: MaskErrors(should_mask_error=is_internal),
     ],
 )
+
+# Plain column fields read the loaded row directly (graphql_api/column_fields.py).
+COLUMN_FIELDS = read_columns_directly(schema)
