@@ -21,6 +21,11 @@ from tests.graphql_support import api_token, make_user
 HTTP: dict[str, Any] = {"type": "http"}
 
 
+async def _request(threads: RequestThreads) -> None:
+    """One HTTP request through ``threads`` (the recorders neither receive nor send)."""
+    await threads(HTTP, None, None)  # type: ignore[arg-type]
+
+
 def _current() -> threading.Thread:
     return threading.current_thread()
 
@@ -53,8 +58,8 @@ def test_sequential_requests_share_a_thread_and_concurrent_ones_do_not() -> None
     async def scenario() -> None:
         app = Recorder()
         threads = RequestThreads(app)
-        await threads(HTTP, None, None)
-        await threads(HTTP, None, None)
+        await _request(threads)
+        await _request(threads)
         (a1, a2), (b1, b2) = app.threads
         assert a1 is a2 and b1 is b2  # one request, one thread
         assert a1 is b1  # reused by the next request
@@ -63,7 +68,7 @@ def test_sequential_requests_share_a_thread_and_concurrent_ones_do_not() -> None
         gate = threading.Event()
         held = Recorder(gate)
         both = RequestThreads(held)
-        tasks = [asyncio.ensure_future(both(HTTP, None, None)) for _ in range(2)]
+        tasks = [asyncio.ensure_future(_request(both)) for _ in range(2)]
         for _ in range(2):  # both requests are inside their sync call at once
             assert await asyncio.to_thread(held.inside.acquire, True, 30)
         gate.set()
@@ -79,14 +84,14 @@ def test_a_thread_busy_with_a_cancelled_requests_work_is_not_reused() -> None:
         gate = threading.Event()
         app = Recorder(gate)
         threads = RequestThreads(app)
-        cancelled = asyncio.ensure_future(threads(HTTP, None, None))
+        cancelled = asyncio.ensure_future(_request(threads))
         assert await asyncio.to_thread(app.inside.acquire, True, 30)
         cancelled.cancel()
         with suppress(asyncio.CancelledError):
             await cancelled
 
         app.gate = None  # the next request does not wait
-        await threads(HTTP, None, None)  # while the first one's thread is still busy
+        await _request(threads)  # while the first one's thread is still busy
         gate.set()
 
         busy = app.entered[0]
