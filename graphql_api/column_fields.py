@@ -1,4 +1,5 @@
-"""Fields that show one column of a row, resolved by reading the loaded row.
+"""Fields that show one column of a row (or one attribute of an object), resolved by
+reading it directly.
 
 A strawberry-django field without a resolver of its own (``status``, ``totalDurationMs``,
 ...) goes through five layers for every value: strawberry's resolver (a new ``Info``),
@@ -11,7 +12,10 @@ runs, as before. The value is the same one strawberry-django would return: the r
 attribute, serialized by the field's scalar.
 
 Only fields with no resolver, no arguments, no field extensions (permissions), over a
-concrete non-relational column of the type's model, are touched.
+concrete non-relational column of the type's model, are touched; and, on the plain
+strawberry types (``Span``, ``GenAi``, edges), the "basic" fields, which strawberry already
+resolves with ``getattr``: for both, ``graphql_api.execution`` completes a scalar value
+without building the field's resolve info.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ import strawberry
 from django.db.models.query_utils import DeferredAttribute
 from graphql import GraphQLObjectType
 from strawberry.schema.schema_converter import GraphQLCoreConverter
+from strawberry.types.field import StrawberryField
 from strawberry_django.fields.base import StrawberryDjangoFieldBase
 
 Resolver = Callable[..., Any]
@@ -62,18 +67,32 @@ def _column_attname(definition: StrawberryDjangoFieldBase) -> str | None:
     return str(descriptor.field.attname)
 
 
+def _attribute_name(definition: StrawberryField) -> str | None:
+    """The attribute a basic field of a plain strawberry type shows, or None."""
+    if (
+        isinstance(definition, StrawberryDjangoFieldBase)
+        or not definition.is_basic_field
+        or definition.extensions
+    ):
+        return None
+    return definition.python_name
+
+
 def read_columns_directly(schema: strawberry.Schema) -> list[str]:
-    """Gives every plain column field of ``schema`` the direct resolver; returns their
-    names (``Type.field``)."""
+    """Gives every plain column (or attribute) field of ``schema`` the direct resolver;
+    returns their names (``Type.field``)."""
     changed = []
     for graphql_type in schema._schema.type_map.values():
-        if not isinstance(graphql_type, GraphQLObjectType):
+        if not isinstance(graphql_type, GraphQLObjectType) or graphql_type.name.startswith("__"):
             continue
         for name, field in graphql_type.fields.items():
             definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
-            if not isinstance(definition, StrawberryDjangoFieldBase) or field.args:
+            if not isinstance(definition, StrawberryField) or field.args:
                 continue
-            attname = _column_attname(definition)
+            if isinstance(definition, StrawberryDjangoFieldBase):
+                attname = _column_attname(definition)
+            else:
+                attname = _attribute_name(definition)
             if attname is None or field.resolve is None:
                 continue
             field.resolve = _column(attname, field.resolve)

@@ -35,8 +35,18 @@ def _trace_field(name: str) -> GraphQLObjectType:
 
 def test_only_plain_columns_are_read_directly() -> None:
     assert {"Trace.status", "Trace.totalDurationMs", "Trace.toolsUsed"} <= set(COLUMN_FIELDS)
+    assert {"Span.name", "Span.durationMs", "GenAi.model", "SpanEdge.cursor"} <= set(COLUMN_FIELDS)
     # own resolvers, relations, arguments and permission-checked root fields keep theirs
-    for kept in ("Trace.id", "Trace.spans", "Trace.rootSpan", "Trace.conversation"):
+    for kept in (
+        "Trace.id",
+        "Trace.spans",
+        "Trace.rootSpan",
+        "Trace.conversation",
+        "Span.genAi",
+        "Span.attributes",
+        "Span.serviceName",
+        "SpanConnection.totalCount",
+    ):
         assert kept not in COLUMN_FIELDS
     assert not [name for name in COLUMN_FIELDS if name.startswith("Query.")]
 
