@@ -15,15 +15,20 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
 # A long-running server reuses pooled connections (see DATABASE_POOL in settings).
 os.environ.setdefault("DATABASE_POOL", "true")
 
+import django
 from asgiref.sync import sync_to_async
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-from django.core.asgi import get_asgi_application
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.handlers.exception import response_for_exception
 from django.http import Http404, HttpRequest, HttpResponseBase
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-django_application = get_asgi_application()
+django.setup(set_prefix=False)
+
+from campus_core.middleware import ASGIHandler  # noqa: E402
+
+# Django's ASGI handler, with its middleware's non-blocking hooks run on the event loop.
+django_application = ASGIHandler()
 
 
 class StaticFiles(ASGIStaticFilesHandler):

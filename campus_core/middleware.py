@@ -6,8 +6,11 @@ each, 13 per request for the stack in ``settings.MIDDLEWARE`` — more time than
 a small GraphQL request. Most of those hooks only read headers and cookies and set headers.
 The subclasses here run such hooks directly and hand to the request's thread, as Django
 does, only the work that may touch the database: saving a modified session, storing
-messages (which may load the session), reading a POST body for the CSRF check. Outside
-ASGI (the WSGI test client) they behave exactly like Django's.
+messages (which may load the session), reading a POST body for the CSRF check.
+
+``settings.MIDDLEWARE`` keeps Django's own names (the deploy checks look for them);
+``ASGIHandler``, the handler ``campus_core/asgi.py`` serves, loads each of them that has a
+subclass here (``ON_THE_LOOP``) as that subclass. The WSGI test client keeps Django's.
 """
 
 from __future__ import annotations
@@ -19,6 +22,7 @@ from django.conf import settings
 from django.contrib.auth.middleware import AuthenticationMiddleware
 from django.contrib.messages.middleware import MessageMiddleware
 from django.contrib.sessions.middleware import SessionMiddleware
+from django.core.handlers.asgi import ASGIHandler as DjangoASGIHandler
 from django.http import HttpRequest, HttpResponseBase
 from django.middleware.clickjacking import XFrameOptionsMiddleware
 from django.middleware.common import CommonMiddleware
@@ -122,3 +126,32 @@ class Messages(_OnTheLoop, MessageMiddleware):
 
 class XFrameOptions(_OnTheLoop, XFrameOptionsMiddleware):
     """One response header."""
+
+
+# Django's middleware (as named in settings.MIDDLEWARE) -> the subclass loaded under ASGI.
+ON_THE_LOOP = {
+    "django.middleware.security.SecurityMiddleware": "campus_core.middleware.Security",
+    "django.contrib.sessions.middleware.SessionMiddleware": "campus_core.middleware.Sessions",
+    "django.middleware.common.CommonMiddleware": "campus_core.middleware.Common",
+    "django.middleware.csrf.CsrfViewMiddleware": "campus_core.middleware.Csrf",
+    "django.contrib.auth.middleware.AuthenticationMiddleware": (
+        "campus_core.middleware.Authentication"
+    ),
+    "django.contrib.messages.middleware.MessageMiddleware": "campus_core.middleware.Messages",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware": (
+        "campus_core.middleware.XFrameOptions"
+    ),
+}
+
+
+class ASGIHandler(DjangoASGIHandler):
+    """Django's ASGI handler, with each middleware of ``settings.MIDDLEWARE`` that has an
+    on-the-loop subclass (``ON_THE_LOOP``) loaded as that subclass."""
+
+    def load_middleware(self, is_async: bool = False) -> None:
+        named = settings.MIDDLEWARE
+        settings.MIDDLEWARE = [ON_THE_LOOP.get(path, path) for path in named]
+        try:
+            super().load_middleware(is_async)
+        finally:
+            settings.MIDDLEWARE = named

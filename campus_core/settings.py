@@ -80,18 +80,19 @@ INSTALLED_APPS = [
     "graphql_api",
 ]
 
-# Django's middleware, as subclasses that run their non-blocking hooks on the event loop
-# instead of one thread hop each (campus_core/middleware.py).
+# Under ASGI, Django's own middleware here is loaded as subclasses that run their
+# non-blocking hooks on the event loop instead of one thread hop each
+# (campus_core/middleware.py: ON_THE_LOOP).
 MIDDLEWARE = [
-    "campus_core.middleware.Security",
-    "campus_core.middleware.Sessions",
-    "campus_core.middleware.Common",
-    "campus_core.middleware.Csrf",
-    "campus_core.middleware.Authentication",
+    "django.middleware.security.SecurityMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
     # After authentication, so log lines can carry the user id; sets and returns X-Request-ID.
     "campus_core.observability.middleware.RequestIdMiddleware",
-    "campus_core.middleware.Messages",
-    "campus_core.middleware.XFrameOptions",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
     # Content-Security-Policy on the admin trace viewer's pages.
     "campus_core.observability.csp.ContentSecurityPolicyMiddleware",
 ]
