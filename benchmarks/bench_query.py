@@ -650,7 +650,17 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=100, help="timed requests per case")
     parser.add_argument("--warmup", type=int, default=10)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--only", help="run only the cases whose name contains this text")
+    parser.add_argument(
+        "--only",
+        action="append",
+        help="run only the cases whose name contains this text (repeatable: any of them)",
+    )
+    parser.add_argument(
+        "--skip", action="append", help="leave out the cases whose name contains this text"
+    )
+    parser.add_argument(
+        "--no-count", action="store_true", help="do not measure the totalCount variants"
+    )
     parser.add_argument("--explain", type=Path, help="write EXPLAIN ANALYZE of every case here")
     parser.add_argument("--json", type=Path, help="also write the raw samples here")
     parser.add_argument(
@@ -675,7 +685,12 @@ def main() -> None:
     ensure_seeded(args.traces, args.large_trace_spans, args.seed)
     cases = build_cases(args.large_trace_spans)
     if args.only:
-        cases = [c for c in cases if args.only in c.name]
+        cases = [c for c in cases if any(text in c.name for text in args.only)]
+    if args.skip:
+        cases = [c for c in cases if not any(text in c.name for text in args.skip)]
+    if args.no_count:
+        for case in cases:
+            case.count_variant = False
     secret, revoke = issue_token()
     with connection.cursor() as cur:
         cur.execute("SHOW server_version")

@@ -15,15 +15,20 @@ os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
 # A long-running server reuses pooled connections (see DATABASE_POOL in settings).
 os.environ.setdefault("DATABASE_POOL", "true")
 
+import django
 from asgiref.sync import sync_to_async
 from django.contrib.staticfiles.handlers import ASGIStaticFilesHandler
-from django.core.asgi import get_asgi_application
 from django.core.exceptions import SuspiciousFileOperation
 from django.core.handlers.exception import response_for_exception
 from django.http import Http404, HttpRequest, HttpResponseBase
 from opentelemetry.instrumentation.asgi import OpenTelemetryMiddleware
 
-django_application = get_asgi_application()
+django.setup(set_prefix=False)
+
+from campus_core.middleware import ASGIHandler  # noqa: E402
+
+# Django's ASGI handler, with its middleware's non-blocking hooks run on the event loop.
+django_application = ASGIHandler()
 
 
 class StaticFiles(ASGIStaticFilesHandler):
@@ -41,6 +46,7 @@ class StaticFiles(ASGIStaticFilesHandler):
 
 
 from campus_core.observability.request_context import FreshContextPerRequest  # noqa: E402
+from campus_core.request_threads import RequestThreads  # noqa: E402
 from tracing.ingest.app import OtlpRouter  # noqa: E402
 from tracing.pipeline import init_telemetry  # noqa: E402
 
@@ -54,9 +60,17 @@ from tracing.retention import MaintenanceThread  # noqa: E402
 MaintenanceThread(conninfo_for()).start()
 # Each Django request starts from an empty context, so no span, agent-run mark or log
 # binding of an earlier request on the same connection can become its parent. OTLP ingest
-# sits in front: it opens no span and binds nothing.
+# sits in front: it opens no span and binds nothing. The request's server span only: the
+# middleware would also open an internal span for every ASGI message received or sent
+# ("http receive", "http send"; three for a small request, one per chunk of a streamed
+# answer), which no reader uses. A request's sync code runs on a thread kept from earlier
+# requests, not on a new one (campus_core/request_threads.py).
 application = OtlpRouter(
-    FreshContextPerRequest(OpenTelemetryMiddleware(StaticFiles(django_application)))
+    FreshContextPerRequest(
+        OpenTelemetryMiddleware(
+            RequestThreads(StaticFiles(django_application)), exclude_spans=["receive", "send"]
+        )
+    )
 )
 
 # Everything imported so far lives as long as the process: moving it out of the collector's

@@ -80,6 +80,9 @@ INSTALLED_APPS = [
     "graphql_api",
 ]
 
+# Under ASGI, Django's own middleware here is loaded as subclasses that run their
+# non-blocking hooks on the event loop instead of one thread hop each
+# (campus_core/middleware.py: ON_THE_LOOP).
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",

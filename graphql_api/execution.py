@@ -22,7 +22,10 @@ from contextlib import suppress
 from contextvars import ContextVar
 from typing import Any, TypeVar
 
+from graphql import GraphQLLeafType, GraphQLNonNull, GraphQLObjectType, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from graphql_api.column_fields import column_of
 
 T = TypeVar("T")
 
@@ -98,6 +101,36 @@ class YieldingExecutor(StrawberryGraphQLCoreExecutionContext):
 
     def complete_object_value(self, *args: Any) -> Any:
         return self._now_or_later(self._complete_object_now, args)
+
+    def execute_field(
+        self,
+        parent_type: GraphQLObjectType,
+        source: Any,
+        field_details_list: Any,
+        path: Any,
+        *args: Any,
+    ) -> Any:
+        # A column field (graphql_api.column_fields) of a loaded row, scalar or enum: its
+        # value is the row's attribute, coerced, without the resolve info, resolver call
+        # and completion layers graphql-core spends on every field. Any other case (a list,
+        # a null, a value the scalar refuses, a row without the column) takes the general
+        # path, which also reports the errors.
+        field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
+        column = column_of(field_def.resolve) if field_def is not None else None
+        middleware = self.middleware_manager
+        if column is not None and (middleware is None or not middleware.middlewares):
+            value = getattr(source, "__dict__", {}).get(column)
+            field_type = field_def.type  # type: ignore[union-attr]
+            if isinstance(field_type, GraphQLNonNull):
+                field_type = field_type.of_type
+            if value is not None and isinstance(field_type, GraphQLLeafType):
+                try:
+                    coerced = field_type.coerce_output_value(value)
+                except Exception:  # reported by the general path below
+                    coerced = None
+                if coerced is not None and coerced is not Undefined:
+                    return coerced
+        return super().execute_field(parent_type, source, field_details_list, path, *args)
 
     def complete_list_value(self, *args: Any) -> Any:
         # A whole list waits as one: 200 lists of 40 spans queued as 200 entries, not as

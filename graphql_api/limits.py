@@ -38,6 +38,7 @@ from graphql import (
     FragmentDefinitionNode,
     FragmentSpreadNode,
     GraphQLError,
+    GraphQLSchema,
     InlineFragmentNode,
     OperationDefinitionNode,
     OverlappingFieldsCanBeMergedRule,
@@ -48,7 +49,8 @@ from graphql.validation.validate import ValidationAbortedError
 from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
 
-from graphql_api.result_cost import LIST_BOUND, MAX_RESULT_COST, SPANS_PER_TRACE, result_cost
+from graphql_api.documents import CheckedDocument, documents
+from graphql_api.result_cost import LIST_BOUND, MAX_RESULT_COST, SPANS_PER_TRACE
 
 # Deep enough for trace → spans → children → children → genAi, and for introspection.
 MAX_DEPTH = 12
@@ -228,11 +230,20 @@ def _explained(errors: list[GraphQLError]) -> list[GraphQLError]:
     ]
 
 
+async def _validate_off_loop(
+    schema: GraphQLSchema, document: DocumentNode, rules: tuple[type[ASTValidationRule], ...]
+) -> list[GraphQLError]:
+    return _explained(await asyncio.to_thread(validate_document, schema, document, rules))
+
+
 class DocumentLimits(SchemaExtension):
     """Bounds parsing, checks ``limit_errors`` before any validation rule runs, then runs
-    the specification's rules off the event loop."""
+    the specification's rules off the event loop. What a document's checks found that
+    holds for every request is kept with the parsed document in ``documents`` (by its
+    text): a document sent again is neither parsed nor validated again."""
 
     cost: int | None = None
+    checked: CheckedDocument | None = None
 
     def get_results(self) -> dict[str, Any]:
         # Dashboards read what their queries cost (GitHub and Shopify answer the same way).
@@ -247,23 +258,33 @@ class DocumentLimits(SchemaExtension):
         options["max_source_length"] = MAX_QUERY_CHARS  # type: ignore[typeddict-unknown-key]
         yield
 
+    def on_parse(self) -> Iterator[None]:
+        context = self.execution_context
+        if context.graphql_document is None:
+            self.checked = documents.get(context.query)
+            if self.checked is not None:
+                context.graphql_document = self.checked.document  # strawberry skips parsing
+        yield
+
     async def on_validate(self) -> AsyncIterator[None]:
         context = self.execution_context
         document = context.graphql_document
         if document is not None and context.pre_execution_errors is None:
-            errors = limit_errors(document)
+            checked = self.checked
+            if checked is None or checked.document is not document:
+                checked = documents.add(
+                    context.query, CheckedDocument(document, limit_errors(document))
+                )
+            errors = checked.limit_errors
             if not errors:
-                self.cost = result_cost(context.schema._schema, document, context.variables)
+                self.cost = checked.cost(context.schema._schema, context.variables)
                 if self.cost > MAX_RESULT_COST:
                     errors = [GraphQLError(cost_message(self.cost))]
             if not errors:
-                errors = _explained(
-                    await asyncio.to_thread(
-                        validate_document,
-                        context.schema._schema,
-                        document,
-                        _budgeted(context.validation_rules),
-                    )
+                errors = await checked.validation_errors(
+                    context.schema._schema,
+                    _budgeted(tuple(context.validation_rules)),
+                    _validate_off_loop,
                 )
             # Set (even when empty), strawberry's own validation is skipped: it was done.
             context.pre_execution_errors = errors

@@ -124,8 +124,11 @@ class _Objects:
     page: int | None = None
 
 
-def _page(arguments: tuple[ArgumentNode, ...] | None, variables: dict[str, Any]) -> int:
-    """The page size a connection field asks for (the default page when not given)."""
+def _page(
+    arguments: tuple[ArgumentNode, ...] | None, variables: dict[str, Any], read: list[str]
+) -> int:
+    """The page size a connection field asks for (the default page when not given); the
+    names of the variables it read are appended to ``read``."""
     given = {a.name.value: a.value for a in arguments or ()}
     sizes = []
     for name in ("first", "last"):
@@ -134,6 +137,7 @@ def _page(arguments: tuple[ArgumentNode, ...] | None, variables: dict[str, Any])
         if isinstance(node, IntValueNode):
             value = int(node.value)
         elif isinstance(node, VariableNode):
+            read.append(node.name.value)
             value = variables.get(node.name.value)
         if isinstance(value, int) and not isinstance(value, bool):
             # Out of range is refused when the field resolves; here it costs the most.
@@ -150,6 +154,8 @@ class _CostWalk:
     ) -> None:
         self.schema = schema
         self.variables = variables
+        # Variables the estimate read: without any, it holds for every request.
+        self.read: list[str] = []
         self.fragments = {
             d.name.value: d for d in document.definitions if isinstance(d, FragmentDefinitionNode)
         }
@@ -217,23 +223,32 @@ class _CostWalk:
             wholes = copies
         page = None
         if definition is not None and "first" in definition.args:
-            page = _page(node.arguments, self.variables)
+            page = _page(node.arguments, self.variables, self.read)
         assert isinstance(named, GraphQLObjectType | GraphQLInterfaceType)
         inner = _Objects(named, copies, distinct or copies == 1, whole, wholes, page)
         return copies + self.selection_set(node.selection_set, inner, path)
 
 
-def result_cost(
+def estimate(
     schema: GraphQLSchema, document: DocumentNode, variables: dict[str, Any] | None = None
-) -> int:
+) -> tuple[int, bool]:
     """What the result of ``document`` can hold, estimated before anything runs (see the
-    module docstring), over all its operations."""
+    module docstring), over all its operations; and whether the estimate read any variable
+    (when not, it holds whatever the variables: ``graphql_api.documents`` keeps it)."""
     walk = _CostWalk(schema, document, variables or {})
     query = schema.query_type
     assert query is not None
     start = _Objects(query, 1, True, "Trace", 1)
-    return sum(
+    cost = sum(
         walk.selection_set(d.selection_set, start, frozenset())
         for d in document.definitions
         if isinstance(d, OperationDefinitionNode)
     )
+    return cost, bool(walk.read)
+
+
+def result_cost(
+    schema: GraphQLSchema, document: DocumentNode, variables: dict[str, Any] | None = None
+) -> int:
+    """What the result of ``document`` can hold with these variables (``estimate``)."""
+    return estimate(schema, document, variables)[0]

@@ -11,13 +11,14 @@ import logging
 import strawberry
 from django.core.exceptions import PermissionDenied
 from graphql import GraphQLError
-from strawberry.extensions import MaskErrors
+from strawberry.extensions import MaskErrors, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
 from strawberry.tools import merge_types
 from strawberry.types import ExecutionContext
 from strawberry_django.optimizer import DjangoOptimizerExtension
 
 from graphql_api import conversations, pagination, retention, stats
+from graphql_api.column_fields import read_columns_directly
 from graphql_api.execution import YieldingExecutor
 from graphql_api.limits import DocumentLimits
 from graphql_api.spans import schema as spans
@@ -62,6 +63,16 @@ class Schema(strawberry.Schema):
             logger.warning("GraphQL request error: %s%s", " | ".join(client[:3]), more)
 
 
+class QuerysetOptimizer(DjangoOptimizerExtension):
+    """strawberry-django's optimizer without its per-field hook. The hook wraps every
+    field's resolver to optimize a queryset a resolver might return unoptimized; every
+    queryset this schema returns comes from a strawberry-django field, which optimizes it
+    itself (``StrawberryDjangoField.get_queryset``), so the hook only added a layer of calls
+    to each of the thousand fields of a page (the query-count tests pin the joins)."""
+
+    resolve = SchemaExtension.resolve  # type: ignore[assignment]
+
+
 Query = merge_types(
     "Query",
     (
@@ -85,8 +96,11 @@ schema = Schema(
         # Joins and prefetches, yes; column pruning (only()), no: keyset cursors read the
         # ordering columns from each row, and pruned columns would be fetched one row at a
         # time (and fail in async code) on nested connections. Trace rows are narrow.
-        lambda: DjangoOptimizerExtension(enable_only_optimization=False),
+        lambda: QuerysetOptimizer(enable_only_optimization=False),
         DocumentLimits,
         lambda: MaskErrors(should_mask_error=is_internal),
     ],
 )
+
+# Plain column fields read the loaded row directly (graphql_api/column_fields.py).
+COLUMN_FIELDS = read_columns_directly(schema)

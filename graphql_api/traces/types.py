@@ -7,8 +7,9 @@ same number of queries whatever its size.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import strawberry
 import strawberry_django
@@ -28,6 +29,17 @@ if TYPE_CHECKING:
     from graphql_api.conversations import ConversationType, MessageType
 
 
+ResolverT = TypeVar("ResolverT", bound=Callable[..., Any])
+
+
+def reads_no_database(resolver: ResolverT) -> ResolverT:
+    """Marks a sync resolver that only reads what the row already holds. strawberry-django
+    runs any other sync resolver on a worker thread, in case it queries: one thread hop per
+    row of a page (50 of them for a page of traces' ``id``)."""
+    resolver.is_async_safe = True  # type: ignore[attr-defined]
+    return resolver
+
+
 @strawberry_django.type(
     OTelTrace,
     name="Trace",
@@ -37,6 +49,7 @@ if TYPE_CHECKING:
 )
 class TraceType:
     @strawberry_django.field(description="OTel trace id, 32 hex characters.")
+    @reads_no_database
     def id(self, root: Parent[OTelTrace]) -> strawberry.ID:
         return strawberry.ID(root.id.hex)
 
