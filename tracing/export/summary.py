@@ -24,6 +24,8 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import orjson
+
 from tracing.conventions.semconv import SpanCategory
 from tracing.export.rows import RootInfo, SpanRow
 from tracing.models import SUMMARY_COLUMNS, AgentStatus
@@ -134,7 +136,7 @@ def summarize(rows: Iterable[SpanRow]) -> dict[uuid.UUID, TraceDelta]:
 
 # --- SQL ------------------------------------------------------------------------------------
 
-# The delta as PostgreSQL receives it: one array per column, unnested into rows ``d``.
+# The delta as PostgreSQL receives it: one JSON object per trace, rows ``u`` of these types.
 DELTA_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "uuid"),
     ("span_count", "int"),
@@ -248,9 +250,10 @@ EMPTY: dict[str, str] = {
 }
 assert tuple(MERGE) == SUMMARY_COLUMNS == tuple(EMPTY), "one rule per summary column"
 
-_DELTA = "unnest({}) AS u({})".format(
-    ", ".join(f"%s::{sql_type}[]" for _, sql_type in DELTA_COLUMNS),
-    ", ".join(name for name, _ in DELTA_COLUMNS),
+# One JSON array of delta objects (orjson writes it in C; 27 parameter arrays were dumped
+# element by element in Python), read back with the columns' types.
+_DELTA = "jsonb_to_recordset(%s::jsonb) AS u({})".format(
+    ", ".join(f"{name} {sql_type}" for name, sql_type in DELTA_COLUMNS)
 )
 _TOOLS = "ARRAY(SELECT jsonb_array_elements_text(u.tools_json::jsonb)) AS tools"
 
@@ -287,12 +290,7 @@ INSERT_TRACE_IDS = (
 )
 
 
-def delta_params(deltas: dict[uuid.UUID, TraceDelta]) -> list[list[Any]]:
-    """The parameters of ``UPDATE_TRACES`` / ``INSERT_NEW_TRACES``: one list per column."""
-    columns: list[list[Any]] = [[] for _ in DELTA_COLUMNS]
-    names = [name for name, _ in DELTA_COLUMNS]
-    for trace_id, delta in deltas.items():
-        values = delta.values(trace_id)
-        for column, name in zip(columns, names, strict=True):
-            column.append(values[name])
-    return columns
+def delta_params(deltas: dict[uuid.UUID, TraceDelta]) -> tuple[str]:
+    """The parameter of ``UPDATE_TRACES`` / ``INSERT_NEW_TRACES``: the deltas as one JSON
+    array of ``DELTA_COLUMNS`` objects (times as RFC 3339 with microseconds)."""
+    return (orjson.dumps([delta.values(trace_id) for trace_id, delta in deltas.items()]).decode(),)
