@@ -37,7 +37,7 @@ _INTERNAL = SpanKind.INTERNAL.name
 
 
 def ns_to_datetime(ns: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=ns // 1000)
+    return _EPOCH + timedelta(0, ns // 1_000_000_000, ns // 1000 % 1_000_000)
 
 
 # --- making values storable ----------------------------------------------------------------

@@ -180,19 +180,32 @@ def any_value(value: AnyValue) -> Any:
     return getattr(value, which)
 
 
+# AnyValue kinds read as they are (the others are converted by ``any_value``).
+_SCALARS = frozenset({"string_value", "int_value", "bool_value", "double_value"})
+
+
 def key_values(items: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
-        item_value = any_value(item.value)
-        if item_value is not None:  # an empty value is no attribute (the SDK's rule too)
+        value = item.value
+        which = value.WhichOneof("value")
+        if which is None:  # an empty value is no attribute (the SDK's rule too)
+            continue
+        item_value = getattr(value, which) if which in _SCALARS else any_value(value)
+        if item_value is not None:
             out[item.key] = item_value
     return out
 
 
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
+
+
 def _refusal(span: trace_pb2.Span) -> str | None:
-    if len(span.trace_id) != 16 or not any(span.trace_id):
+    trace_id, span_id = span.trace_id, span.span_id
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
         return "invalid trace id (want 16 bytes, not all zero)"
-    if len(span.span_id) != 8 or not any(span.span_id):
+    if len(span_id) != 8 or span_id == _ZERO_SPAN_ID:
         return "invalid span id (want 8 bytes, not all zero)"
     if span.parent_span_id and len(span.parent_span_id) != 8:
         return "invalid parent span id (want 8 bytes or none)"
