@@ -172,9 +172,7 @@ def resolve(attributes: Mapping[str, Any], key: str) -> Any:
 
 
 # Each concept's keys in order of preference: ``get`` runs several times per stored span.
-_KEYS: dict[Concept, tuple[str, ...]] = {
-    concept: keys.all() for concept, keys in ALIASES.items()
-}
+_KEYS: dict[Concept, tuple[str, ...]] = {concept: keys.all() for concept, keys in ALIASES.items()}
 
 
 def get(attributes: Mapping[str, Any], concept: Concept) -> Any:

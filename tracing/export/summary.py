@@ -2,9 +2,10 @@
 
 ``TraceDelta`` is what newly stored spans add to one trace; ``MERGE`` says, column by
 column of ``tracing.models.SUMMARY_COLUMNS``, how a stored summary ``t`` and a delta ``d``
-combine. From those two come both statements: ``UPDATE_TRACES`` (the exporter: advance
-traces already in the table) and ``INSERT_NEW_TRACES`` (the seeder: traces nobody stored
-yet, merged into an empty summary). A trace written over many batches, root last, ends
+combine. From those two come the statements: ``UPDATE_TRACES`` (the exporter: advance
+traces already in the table), ``INSERT_NEW_TRACES`` (the seeder: traces nobody stored
+yet, merged into an empty summary) and ``INSERT_FRESH_TRACES`` (the exporter: the same,
+skipping ids stored meanwhile). A trace written over many batches, root last, ends
 with the same row as one written at once: totals only grow by new spans, and the root is
 the earliest agent span (``ROOT_RULE``, here in SQL and in ``TraceDelta.add``).
 
@@ -257,7 +258,7 @@ _DELTA = "jsonb_to_recordset(%s::jsonb) AS u({})".format(
 )
 _TOOLS = "ARRAY(SELECT jsonb_array_elements_text(u.tools_json::jsonb)) AS tools"
 
-# One statement advances every touched trace (the rows exist: see INSERT_TRACE_IDS).
+# One statement advances every touched trace stored already (see INSERT_FRESH_TRACES).
 UPDATE_TRACES = f"""
 UPDATE tracing_oteltrace t SET
     {", ".join(f"{column} = {rule}" for column, rule in MERGE.items())},
@@ -283,11 +284,11 @@ INSERT_NEW_TRACES = (
     + ")"
     + INSERT_NEW_TRACES
 )
-# Trace ids in a fixed order, so that concurrent writers lock trace rows in the same order.
-INSERT_TRACE_IDS = (
-    "INSERT INTO tracing_oteltrace (id) SELECT unnest(%s::uuid[]) ORDER BY 1 "
-    "ON CONFLICT (id) DO NOTHING"
-)
+# The exporter's first write of the traces a batch touches: whole rows, merged into the
+# empty summary, in one row version (not an empty row, then its update). The ids another
+# writer has stored already are skipped, absent from the ids returned: UPDATE_TRACES
+# advances those. Ids in a fixed order, so that concurrent writers lock in the same order.
+INSERT_FRESH_TRACES = INSERT_NEW_TRACES + "ORDER BY d.id ON CONFLICT (id) DO NOTHING RETURNING id"
 
 
 def delta_params(deltas: dict[uuid.UUID, TraceDelta]) -> tuple[str]:
