@@ -232,6 +232,26 @@ def server_cpu_seconds(process: Any) -> float:
     return total
 
 
+def ingest_backend_cpu(conninfo: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving the ingest (same machine)."""
+    import psutil
+    import psycopg
+
+    with psycopg.connect(conninfo) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'campuscore-otlp-ingest'"
+        ).fetchall()
+    cpu: dict[int, float] = {}
+    for (pid,) in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        cpu[pid] = times.user + times.system
+    return cpu
+
+
 def _sender(
     url: str, secret: str, batches: list[list[Any]], threads: int, results: Any, go: Any
 ) -> None:
@@ -373,8 +393,10 @@ def run_burst(
     truncate(conninfo)
     load = os.getloadavg()[0]
     cpu_before = server_cpu_seconds(server)
+    pg_before = ingest_backend_cpu(conninfo)
     burst = send_burst(url, secret, spans, args.batch, args.threads, args.client_processes)
     server_cpu = server_cpu_seconds(server) - cpu_before
+    pg_cpu = sum(t - pg_before.get(pid, 0.0) for pid, t in ingest_backend_cpu(conninfo).items())
     span_rows, traces, summed = stored(conninfo)
     rate = len(spans) / burst["seconds"]
     verdict = "OK" if rate >= TARGET and span_rows == len(spans) else "MISSED"
@@ -386,7 +408,8 @@ def run_burst(
         f"503s answered {burst['answered_503']}; failed batches "
         f"{burst['failed_batches']}  [>= {TARGET:,}/s and zero loss: {verdict}]\n"
         f"        CPU per span: server {server_cpu / len(spans) * 1e6:.0f} us, "
-        f"client (encode + HTTP) {burst['client_cpu'] / len(spans) * 1e6:.0f} us; "
+        f"client (encode + HTTP) {burst['client_cpu'] / len(spans) * 1e6:.0f} us, "
+        f"PostgreSQL (the ingest's backends) {pg_cpu / len(spans) * 1e6:.0f} us; "
         f"load average before {load:.1f}, after {os.getloadavg()[0]:.1f}",
         flush=True,
     )

@@ -291,6 +291,14 @@ INSERT_NEW_TRACES = (
 INSERT_FRESH_TRACES = INSERT_NEW_TRACES + "ORDER BY d.id ON CONFLICT (id) DO NOTHING RETURNING id"
 
 
+# Run first in each transaction of the summary statements. Their many CASE rules with
+# subqueries over every span partition, and the planner's default guess of 100 rows for
+# jsonb_to_recordset, put their cost over jit_above_cost: PostgreSQL then compiles
+# thousands of functions per statement (seconds with a few dozen partitions) for a
+# statement that runs in milliseconds.
+NO_JIT = "SET LOCAL jit = off"
+
+
 def delta_params(deltas: dict[uuid.UUID, TraceDelta]) -> tuple[str]:
     """The parameter of ``UPDATE_TRACES`` / ``INSERT_NEW_TRACES``: the deltas as one JSON
     array of ``DELTA_COLUMNS`` objects (times as RFC 3339 with microseconds)."""

@@ -23,6 +23,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from tracing.export.rows import ResourceRef, SpanRow
 from tracing.export.summary import (
     INSERT_FRESH_TRACES,
+    NO_JIT,
     UPDATE_TRACES,
     delta_params,
     summarize,
@@ -146,6 +147,7 @@ def write_direct(conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[Spa
             # inserted whole, the others advanced; two round trips, the commit in the second.
             deltas = summarize(rows)
             with conn.pipeline():
+                cur.execute(NO_JIT)
                 if (resources := resource_params(rows)) is not None:
                     cur.execute(INSERT_RESOURCES, resources)
                 cur.execute(INSERT_FRESH_TRACES, delta_params(deltas))
@@ -171,6 +173,7 @@ class StagedWriter:
 
     def write(self, conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[SpanRow]:
         with conn.transaction(), conn.cursor() as cur:
+            cur.execute(NO_JIT)
             if self._staged_on is not conn:  # the temp table lives as long as its connection
                 cur.execute(_CREATE_STAGE)
                 self._staged_on = conn
