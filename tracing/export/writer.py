@@ -6,7 +6,9 @@ summaries in the same transaction; when a span is already stored the unique cons
 fails the COPY and ``StagedWriter`` redoes the batch through a temp table with
 ``ON CONFLICT DO NOTHING``, advancing the summaries only by the spans actually inserted.
 All return those spans, committed. A trace new to the table is inserted whole (one row
-version); one stored already is advanced by ``UPDATE_TRACES``.
+version); one stored already is advanced by ``UPDATE_TRACES``. The hours of the spans
+inserted are marked for the span rollups (``tracing.rollups``) in the same transaction; a
+span already stored marks nothing.
 The spans' resources (``tracing_otelresource``) are written in the same transaction, each
 distinct one once (``ON CONFLICT DO NOTHING``).
 """
@@ -29,6 +31,7 @@ from tracing.export.summary import (
     summarize,
 )
 from tracing.models import SPAN_COLUMNS
+from tracing.rollups import MARK_DIRTY, dirty_params
 
 _COLS = ", ".join(SPAN_COLUMNS)
 # The column types, for the staging table and the binary COPY (in SPAN_COLUMNS order).
@@ -155,6 +158,7 @@ def write_direct(conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[Spa
                     del deltas[trace_id]
                 if deltas:
                     cur.execute(UPDATE_TRACES, delta_params(deltas))
+                cur.execute(MARK_DIRTY, dirty_params([row.started_at for row in rows]))
                 conn.commit()
     except BaseException:
         # Leave the connection idle for the staged path; if it is broken, the original
@@ -193,6 +197,7 @@ class StagedWriter:
                     fresh.append(row)
             if fresh:
                 cur.execute(UPDATE_TRACES, delta_params(summarize(fresh)))
+                cur.execute(MARK_DIRTY, dirty_params([row.started_at for row in fresh]))
         return fresh
 
 
