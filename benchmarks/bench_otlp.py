@@ -7,29 +7,34 @@
 2. The server: ``uvicorn campus_core.asgi:application`` (``--workers N``) in a subprocess,
    on a database of its own (``<DB name>_otlpbench``, created, migrated and dropped like
    bench_ingest's), an ingest token from ``create_api_token --scope ingest``.
-3. The burst: client threads, each with the stock ``OTLPSpanExporter`` (OTLP/HTTP
-   protobuf), send batches of 512 (the BatchSpanProcessor's size) from one shared list;
-   the stock exporter retries 503s after Retry-After by itself. The clock stops when the
+3. The burst: client threads (``--threads`` in each of ``--client-processes`` forked
+   processes), each with the stock ``OTLPSpanExporter`` (OTLP/HTTP protobuf), send
+   batches of 512 (the BatchSpanProcessor's size) from the shared list; the stock exporter
+   retries 503s after Retry-After by itself. The clock stops when the
    last export returns: a 2xx means committed, so that is the last span committed. Then
    PostgreSQL is asked what it holds: spans stored must equal spans sent.
 4. The in-process exporter (``PostgresSpanExporter.export`` in batches of 512 and
    ``force_flush``) writes the same spans into the emptied tables, for comparison.
 
+``--compare-with REV`` also serves git REV's code (``git archive``, same database and
+settings) and interleaves its bursts with this code's, for a before/after in one run.
+
     make bench-otlp
     .venv/bin/python benchmarks/bench_otlp.py --runs 10000 --threads 4 --workers 2
+    .venv/bin/python benchmarks/bench_otlp.py --repeat 2 --compare-with main --skip-in-process
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import logging
 import os
 import subprocess
 import sys
-import threading
+import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import ExitStack, contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +42,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_ingest import bench_database, machine_line, setup_django, truncate  # noqa: E402
+from otlp_burst import send_burst  # noqa: E402
 
 PHOENIX_RATE = 179  # spans/s: Arize Phoenix 20.26 on this kind of machine (issue 12)
 TARGET = 100 * PHOENIX_RATE
@@ -161,21 +167,9 @@ def generate_runs(runs: int) -> list[Any]:
     return collector.spans
 
 
-class Count503(logging.Handler):
-    """Counts the stock exporter's "retrying" warnings caused by 503 answers."""
-
-    def __init__(self) -> None:
-        super().__init__(logging.WARNING)
-        self.count = 0
-        self._lock = threading.Lock()
-
-    def emit(self, record: logging.LogRecord) -> None:
-        if "Service Unavailable" in record.getMessage():
-            with self._lock:
-                self.count += 1
-
-
-def start_server(conninfo: str, workers: int, port: int, env: dict[str, str]) -> Any:
+def start_server(
+    conninfo: str, workers: int, port: int, env: dict[str, str], root: Path = ROOT
+) -> Any:
     from urllib.parse import quote
 
     import httpx
@@ -194,7 +188,7 @@ def start_server(conninfo: str, workers: int, port: int, env: dict[str, str]) ->
             *("--host", "127.0.0.1", "--port", str(port), "--workers", str(workers)),
             *("--log-level", "warning", "--no-access-log"),
         ],
-        cwd=ROOT,
+        cwd=root,
         env={**os.environ, "DATABASE_URL": url, **env},
     )
     deadline = time.monotonic() + 60
@@ -223,48 +217,24 @@ def server_cpu_seconds(process: Any) -> float:
     return total
 
 
-def send_burst(url: str, secret: str, spans: list[Any], batch: int, threads: int) -> dict[str, Any]:
-    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
-    from opentelemetry.sdk.trace.export import SpanExportResult
+def ingest_backend_cpu(conninfo: str) -> dict[int, float]:
+    """CPU seconds so far of each PostgreSQL backend serving the ingest (same machine)."""
+    import psutil
+    import psycopg
 
-    batches = [spans[i : i + batch] for i in range(0, len(spans), batch)]
-    counter = Count503()
-    logging.getLogger("opentelemetry.exporter.otlp.proto.http.trace_exporter").addHandler(counter)
-    lock = threading.Lock()
-    next_batch = iter(range(len(batches)))
-    failed: list[int] = []
-
-    def worker() -> None:
-        exporter = OTLPSpanExporter(
-            endpoint=f"{url}/v1/traces",
-            headers={"Authorization": f"Bearer {secret}"},
-            timeout=120,
-        )
-        while True:
-            with lock:
-                index = next(next_batch, None)
-            if index is None:
-                break
-            if exporter.export(batches[index]) is not SpanExportResult.SUCCESS:
-                with lock:
-                    failed.append(index)
-        exporter.shutdown()
-
-    pool = [threading.Thread(target=worker) for _ in range(threads)]
-    client_cpu = time.process_time()
-    started = time.perf_counter()
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    elapsed = time.perf_counter() - started
-    return {
-        "seconds": elapsed,
-        "client_cpu": time.process_time() - client_cpu,
-        "requests": len(batches),
-        "failed_batches": len(failed),
-        "answered_503": counter.count,
-    }
+    with psycopg.connect(conninfo) as conn:
+        pids = conn.execute(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+            "AND application_name = 'campuscore-otlp-ingest'"
+        ).fetchall()
+    cpu: dict[int, float] = {}
+    for (pid,) in pids:
+        try:
+            times = psutil.Process(pid).cpu_times()
+        except psutil.Error:
+            continue
+        cpu[pid] = times.user + times.system
+    return cpu
 
 
 def stored(conninfo: str) -> tuple[int, int, int]:
@@ -306,21 +276,78 @@ def make_token(username: str = "otlp-bench") -> str:
     return secret
 
 
+@contextmanager
+def checkout(revision: str) -> Iterator[Path]:
+    """The project's files as of git ``revision`` in a temporary directory (``git archive``),
+    to serve that revision's code next to this one; its migrations must be this one's, as
+    both servers share the benchmark database."""
+    changed = subprocess.run(
+        ["git", "diff", "--name-only", revision, "--", "*/migrations/*"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout.split()
+    if changed:
+        raise SystemExit(f"--compare-with {revision}: its migrations differ ({changed})")
+    with tempfile.TemporaryDirectory(prefix="bench-otlp-") as directory:
+        archive = subprocess.run(
+            ["git", "archive", revision], cwd=ROOT, capture_output=True, check=True
+        ).stdout
+        subprocess.run(["tar", "-x", "-C", directory], input=archive, check=True)
+        yield Path(directory)
+
+
+def run_burst(
+    label: str, conninfo: str, server: Any, url: str, secret: str, spans: list[Any], args: Any
+) -> None:
+    truncate(conninfo)
+    load = os.getloadavg()[0]
+    cpu_before = server_cpu_seconds(server)
+    pg_before = ingest_backend_cpu(conninfo)
+    burst = send_burst(url, secret, spans, args.batch, args.threads, args.client_processes)
+    server_cpu = server_cpu_seconds(server) - cpu_before
+    pg_cpu = sum(t - pg_before.get(pid, 0.0) for pid, t in ingest_backend_cpu(conninfo).items())
+    span_rows, traces, summed = stored(conninfo)
+    rate = len(spans) / burst["seconds"]
+    verdict = "OK" if rate >= TARGET and span_rows == len(spans) else "MISSED"
+    print(
+        f"  {label}: OTLP ingest, {args.workers} worker(s), {args.client_processes} client "
+        f"process(es) x {args.threads} threads, batches of {args.batch}: "
+        f"{burst['seconds']:.2f}s {rate:>9,.0f} spans/s; stored {span_rows:,} of "
+        f"{len(spans):,} spans ({traces:,} traces, summaries count {summed:,}); "
+        f"503s answered {burst['answered_503']}; failed batches "
+        f"{burst['failed_batches']}  [>= {TARGET:,}/s and zero loss: {verdict}]\n"
+        f"        CPU per span: server {server_cpu / len(spans) * 1e6:.0f} us, "
+        f"client (encode + HTTP) {burst['client_cpu'] / len(spans) * 1e6:.0f} us, "
+        f"PostgreSQL (the ingest's backends) {pg_cpu / len(spans) * 1e6:.0f} us; "
+        f"load average before {load:.1f}, after {os.getloadavg()[0]:.1f}",
+        flush=True,
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=10_000)
     parser.add_argument("--batch", type=int, default=512)
-    parser.add_argument("--threads", type=int, default=4, help="client threads sending")
+    parser.add_argument("--threads", type=int, default=4, help="client threads per process")
+    parser.add_argument("--client-processes", type=int, default=1, help="client processes sending")
     parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
     parser.add_argument(
         "--max-writes", type=int, default=None, help="OTLP_MAX_CONCURRENT_WRITES per worker"
     )
     parser.add_argument("--repeat", type=int, default=1)
+    parser.add_argument(
+        "--compare-with",
+        metavar="REV",
+        help="also serve git REV's code (same settings), its bursts interleaved with this one's",
+    )
     parser.add_argument("--skip-in-process", action="store_true")
     parser.add_argument("--keep-db", action="store_true", help="keep <db>_otlpbench")
     args = parser.parse_args(argv)
     setup_django()
-    with bench_database(args.keep_db, suffix="otlpbench") as conninfo:
+    with ExitStack() as stack:
+        conninfo = stack.enter_context(bench_database(args.keep_db, suffix="otlpbench"))
         print(machine_line(conninfo))
         started = time.perf_counter()
         spans = generate_runs(args.runs)
@@ -333,33 +360,19 @@ def main(argv: Sequence[str] | None = None) -> None:
         if args.max_writes:
             env["OTLP_MAX_CONCURRENT_WRITES"] = str(args.max_writes)
         port = 18_000 + os.getpid() % 1000
-        server = start_server(conninfo, args.workers, port, env)
-        try:
-            for rep in range(args.repeat):
-                truncate(conninfo)
-                load = os.getloadavg()[0]
-                cpu_before = server_cpu_seconds(server)
-                burst = send_burst(
-                    f"http://127.0.0.1:{port}", secret, spans, args.batch, args.threads
-                )
-                server_cpu = server_cpu_seconds(server) - cpu_before
-                span_rows, traces, summed = stored(conninfo)
-                rate = len(spans) / burst["seconds"]
-                verdict = "OK" if rate >= TARGET and span_rows == len(spans) else "MISSED"
-                print(
-                    f"  rep {rep + 1} OTLP ingest, {args.workers} worker(s), "
-                    f"{args.threads} client threads, batches of {args.batch}: "
-                    f"{burst['seconds']:.2f}s {rate:>9,.0f} spans/s; stored {span_rows:,} of "
-                    f"{len(spans):,} spans ({traces:,} traces, summaries count {summed:,}); "
-                    f"503s answered {burst['answered_503']}; failed batches "
-                    f"{burst['failed_batches']}  [>= {TARGET:,}/s and zero loss: {verdict}]\n"
-                    f"        CPU per span: server {server_cpu / len(spans) * 1e6:.0f} us, "
-                    f"client (encode + HTTP) {burst['client_cpu'] / len(spans) * 1e6:.0f} us; "
-                    f"load average before {load:.1f}"
-                )
-        finally:
-            server.terminate()
-            server.wait(timeout=30)
+        servers = [("this code", start_server(conninfo, args.workers, port, env), port)]
+        stack.callback(_stop, servers)
+        if args.compare_with:
+            old_root = stack.enter_context(checkout(args.compare_with))
+            old = start_server(conninfo, args.workers, port + 1, env, root=old_root)
+            servers.append((f"@{args.compare_with}", old, port + 1))
+        for rep in range(args.repeat):
+            # Interleaved, the order alternating: both meet the same machine load.
+            order = servers if rep % 2 == 0 else servers[::-1]
+            for label, server, server_port in order:
+                url = f"http://127.0.0.1:{server_port}"
+                run_burst(f"rep {rep + 1} {label}", conninfo, server, url, secret, spans, args)
+        _stop(servers)
         if not args.skip_in_process:
             load = os.getloadavg()[0]
             cpu_before = time.process_time()
@@ -370,6 +383,13 @@ def main(argv: Sequence[str] | None = None) -> None:
                 f"spans/s; CPU per span {cpu:.0f} us; load average before {load:.1f}"
             )
         truncate(conninfo)
+
+
+def _stop(servers: list[tuple[str, Any, int]]) -> None:
+    for _, server, _ in servers:
+        if server.poll() is None:
+            server.terminate()
+            server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -5,10 +5,13 @@ from __future__ import annotations
 
 import logging
 import math
+import threading
 import uuid
 from typing import Any
 
+import psycopg
 import pytest
+from django.conf import settings
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExportResult
 from opentelemetry.trace import SpanContext, TraceFlags
@@ -19,7 +22,10 @@ from tests.pg_proxy import PostgresProxy
 from tests.spans import agent_run_spans, recording_provider
 from tests.waiting import wait_for
 from tracing.conventions import attributes as A
-from tracing.export import TRUNCATION_MARKER, PostgresSpanExporter
+from tracing.export import TRUNCATION_MARKER, PostgresSpanExporter, conninfo_for
+from tracing.export.rows import span_to_row
+from tracing.export.summary import INSERT_FRESH_TRACES, delta_params, summarize
+from tracing.export.writer import StagedWriter, copy_spans, write_rows
 from tracing.models import SUMMARY_COLUMNS, AgentStatus, OTelSpan, OTelTrace
 from tracing.pipeline.tagger import AgentRunTaggerProcessor, enter_agent_run, exit_agent_run
 
@@ -78,6 +84,48 @@ def test_multi_batch_gives_the_same_summary(db_exporter: PostgresSpanExporter, o
         batches = [rest[1::2], [root], rest[0::2]]
     for batch in batches:
         assert db_exporter.export(batch) is SpanExportResult.SUCCESS
+    assert summary(tid) == expected
+
+
+def test_two_writers_starting_the_same_trace_at_once_give_the_same_summary(
+    db_exporter: PostgresSpanExporter,
+) -> None:
+    # given one run's summary written at once
+    spans = agent_run_spans()
+    tid = trace_id_of(spans)
+    db_exporter.export(spans)
+    expected = summary(tid)
+    OTelTrace.objects.all().delete()
+    OTelSpan.objects.all().delete()
+    cap = settings.TRACING_MAX_ATTRIBUTE_BYTES
+    root = root_of(spans)
+    first = [span_to_row(s, cap) for s in spans if s is not root]
+    second = [span_to_row(root, cap)]
+    # when a first writer has inserted the new trace but not committed yet
+    with psycopg.connect(conninfo_for()) as holder, psycopg.connect(conninfo_for()) as other:
+        with holder.cursor() as cur:
+            copy_spans(cur, first)
+            cur.execute(INSERT_FRESH_TRACES, delta_params(summarize(first)))
+        # and a second writer writes the rest of the trace: it waits on the first's row
+        done: list[list[Any]] = []
+        writer = threading.Thread(
+            target=lambda: done.append(write_rows(other, second, StagedWriter()))
+        )
+        writer.start()
+        pid = other.info.backend_pid
+
+        def waiting_on_the_lock() -> bool:
+            with psycopg.connect(conninfo_for()) as conn:
+                row = conn.execute(
+                    "SELECT wait_event_type FROM pg_stat_activity WHERE pid = %s", (pid,)
+                ).fetchone()
+            return row is not None and row[0] == "Lock"
+
+        wait_for(waiting_on_the_lock, "the second writer to wait on the first's trace row")
+        holder.commit()
+        writer.join(60)
+    # then the second writer advanced the row the first inserted: the same summary
+    assert done == [second]
     assert summary(tid) == expected
 
 

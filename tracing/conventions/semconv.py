@@ -23,7 +23,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import Any, NamedTuple
 
 from opentelemetry.trace import SpanKind, StatusCode
 
@@ -171,8 +171,12 @@ def resolve(attributes: Mapping[str, Any], key: str) -> Any:
     return get(attributes, concept)
 
 
+# Each concept's keys in order of preference: ``get`` runs several times per stored span.
+_KEYS: dict[Concept, tuple[str, ...]] = {concept: keys.all() for concept, keys in ALIASES.items()}
+
+
 def get(attributes: Mapping[str, Any], concept: Concept) -> Any:
-    for key in ALIASES[concept].all():
+    for key in _KEYS[concept]:
         if key in attributes:
             return attributes[key]
     return None
@@ -362,9 +366,9 @@ def prompt_text(value: Any) -> str:
     return str(value) if isinstance(value, str) else json.dumps(value)
 
 
-@dataclass(frozen=True)
-class SpanFacts:
-    """What one span contributes to its trace's summary."""
+class SpanFacts(NamedTuple):
+    """What one span contributes to its trace's summary (made for every stored span: a
+    named tuple, about twice as fast to build as a frozen dataclass)."""
 
     category: SpanCategory
     model: str | None

@@ -37,7 +37,7 @@ _INTERNAL = SpanKind.INTERNAL.name
 
 
 def ns_to_datetime(ns: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=ns // 1000)
+    return _EPOCH + timedelta(0, ns // 1_000_000_000, ns // 1000 % 1_000_000)
 
 
 # --- making values storable ----------------------------------------------------------------
@@ -327,7 +327,18 @@ def build_row(
     )
 
 
+def event_dict(name: str, timestamp_ns: int, attributes: Mapping[str, Any]) -> dict[str, Any]:
+    """One span event as stored in the ``events`` column."""
+    return {
+        "name": name,
+        "timestamp": ns_to_datetime(timestamp_ns).isoformat(),
+        "attributes": dict(attributes),
+    }
+
+
 def span_to_row(span: ReadableSpan, cap: int) -> SpanRow:
+    """The row of an SDK span (the in-process exporter's entry; OTLP ingest feeds
+    ``build_row`` from protobuf, ``tracing.ingest.decode``)."""
     ctx = span.context
     assert ctx is not None
     start_ns = span.start_time or 0
@@ -342,14 +353,7 @@ def span_to_row(span: ReadableSpan, cap: int) -> SpanRow:
         span.status.status_code.name,
         span.status.description or "",
         span.attributes or {},
-        [
-            {
-                "name": event.name,
-                "timestamp": ns_to_datetime(event.timestamp).isoformat(),
-                "attributes": dict(event.attributes or {}),
-            }
-            for event in span.events
-        ],
+        [event_dict(event.name, event.timestamp, event.attributes or {}) for event in span.events],
         span.instrumentation_scope.name if span.instrumentation_scope else "",
         cap,
         _cached_resource_ref(span.resource, cap) if span.resource is not None else None,

@@ -2,9 +2,10 @@
 
 ``TraceDelta`` is what newly stored spans add to one trace; ``MERGE`` says, column by
 column of ``tracing.models.SUMMARY_COLUMNS``, how a stored summary ``t`` and a delta ``d``
-combine. From those two come both statements: ``UPDATE_TRACES`` (the exporter: advance
-traces already in the table) and ``INSERT_NEW_TRACES`` (the seeder: traces nobody stored
-yet, merged into an empty summary). A trace written over many batches, root last, ends
+combine. From those two come the statements: ``UPDATE_TRACES`` (the exporter: advance
+traces already in the table), ``INSERT_NEW_TRACES`` (the seeder: traces nobody stored
+yet, merged into an empty summary) and ``INSERT_FRESH_TRACES`` (the exporter: the same,
+skipping ids stored meanwhile). A trace written over many batches, root last, ends
 with the same row as one written at once: totals only grow by new spans, and the root is
 the earliest agent span (``ROOT_RULE``, here in SQL and in ``TraceDelta.add``).
 
@@ -23,6 +24,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
+
+import orjson
 
 from tracing.conventions.semconv import SpanCategory
 from tracing.export.rows import RootInfo, SpanRow
@@ -134,7 +137,7 @@ def summarize(rows: Iterable[SpanRow]) -> dict[uuid.UUID, TraceDelta]:
 
 # --- SQL ------------------------------------------------------------------------------------
 
-# The delta as PostgreSQL receives it: one array per column, unnested into rows ``d``.
+# The delta as PostgreSQL receives it: one JSON object per trace, rows ``u`` of these types.
 DELTA_COLUMNS: tuple[tuple[str, str], ...] = (
     ("id", "uuid"),
     ("span_count", "int"),
@@ -248,13 +251,14 @@ EMPTY: dict[str, str] = {
 }
 assert tuple(MERGE) == SUMMARY_COLUMNS == tuple(EMPTY), "one rule per summary column"
 
-_DELTA = "unnest({}) AS u({})".format(
-    ", ".join(f"%s::{sql_type}[]" for _, sql_type in DELTA_COLUMNS),
-    ", ".join(name for name, _ in DELTA_COLUMNS),
+# One JSON array of delta objects (orjson writes it in C; 27 parameter arrays were dumped
+# element by element in Python), read back with the columns' types.
+_DELTA = "jsonb_to_recordset(%s::jsonb) AS u({})".format(
+    ", ".join(f"{name} {sql_type}" for name, sql_type in DELTA_COLUMNS)
 )
 _TOOLS = "ARRAY(SELECT jsonb_array_elements_text(u.tools_json::jsonb)) AS tools"
 
-# One statement advances every touched trace (the rows exist: see INSERT_TRACE_IDS).
+# One statement advances every touched trace stored already (see INSERT_FRESH_TRACES).
 UPDATE_TRACES = f"""
 UPDATE tracing_oteltrace t SET
     {", ".join(f"{column} = {rule}" for column, rule in MERGE.items())},
@@ -280,19 +284,22 @@ INSERT_NEW_TRACES = (
     + ")"
     + INSERT_NEW_TRACES
 )
-# Trace ids in a fixed order, so that concurrent writers lock trace rows in the same order.
-INSERT_TRACE_IDS = (
-    "INSERT INTO tracing_oteltrace (id) SELECT unnest(%s::uuid[]) ORDER BY 1 "
-    "ON CONFLICT (id) DO NOTHING"
-)
+# The exporter's first write of the traces a batch touches: whole rows, merged into the
+# empty summary, in one row version (not an empty row, then its update). The ids another
+# writer has stored already are skipped, absent from the ids returned: UPDATE_TRACES
+# advances those. Ids in a fixed order, so that concurrent writers lock in the same order.
+INSERT_FRESH_TRACES = INSERT_NEW_TRACES + "ORDER BY d.id ON CONFLICT (id) DO NOTHING RETURNING id"
 
 
-def delta_params(deltas: dict[uuid.UUID, TraceDelta]) -> list[list[Any]]:
-    """The parameters of ``UPDATE_TRACES`` / ``INSERT_NEW_TRACES``: one list per column."""
-    columns: list[list[Any]] = [[] for _ in DELTA_COLUMNS]
-    names = [name for name, _ in DELTA_COLUMNS]
-    for trace_id, delta in deltas.items():
-        values = delta.values(trace_id)
-        for column, name in zip(columns, names, strict=True):
-            column.append(values[name])
-    return columns
+# Run first in each transaction of the summary statements. Their many CASE rules with
+# subqueries over every span partition, and the planner's default guess of 100 rows for
+# jsonb_to_recordset, put their cost over jit_above_cost: PostgreSQL then compiles
+# thousands of functions per statement (seconds with a few dozen partitions) for a
+# statement that runs in milliseconds.
+NO_JIT = "SET LOCAL jit = off"
+
+
+def delta_params(deltas: dict[uuid.UUID, TraceDelta]) -> tuple[str]:
+    """The parameter of ``UPDATE_TRACES`` / ``INSERT_NEW_TRACES``: the deltas as one JSON
+    array of ``DELTA_COLUMNS`` objects (times as RFC 3339 with microseconds)."""
+    return (orjson.dumps([delta.values(trace_id) for trace_id, delta in deltas.items()]).decode(),)

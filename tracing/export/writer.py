@@ -5,8 +5,10 @@ ingest): ``write_direct`` COPYs straight into the span table (binary) and advanc
 summaries in the same transaction; when a span is already stored the unique constraint
 fails the COPY and ``StagedWriter`` redoes the batch through a temp table with
 ``ON CONFLICT DO NOTHING``, advancing the summaries only by the spans actually inserted.
-All return those spans, committed. The hours of the spans inserted are marked for the span
-rollups (``tracing.rollups``) in the same transaction; a span already stored marks nothing.
+All return those spans, committed. A trace new to the table is inserted whole (one row
+version); one stored already is advanced by ``UPDATE_TRACES``. The hours of the spans
+inserted are marked for the span rollups (``tracing.rollups``) in the same transaction; a
+span already stored marks nothing.
 The spans' resources (``tracing_otelresource``) are written in the same transaction, each
 distinct one once (``ON CONFLICT DO NOTHING``).
 """
@@ -21,7 +23,13 @@ from django.db import connections
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from tracing.export.rows import ResourceRef, SpanRow
-from tracing.export.summary import INSERT_TRACE_IDS, UPDATE_TRACES, delta_params, summarize
+from tracing.export.summary import (
+    INSERT_FRESH_TRACES,
+    NO_JIT,
+    UPDATE_TRACES,
+    delta_params,
+    summarize,
+)
 from tracing.models import SPAN_COLUMNS
 from tracing.rollups import MARK_DIRTY, dirty_params
 
@@ -138,13 +146,18 @@ def write_direct(conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[Spa
         with conn.cursor() as cur:
             copy_spans(cur, rows)
             # The trace rows follow the spans in the same transaction (no foreign key in
-            # the database, see tracing/migrations/0007), and the three statements share
-            # one round trip.
+            # the database, see tracing/migrations/0007): traces new to the table are
+            # inserted whole, the others advanced; two round trips, the commit in the second.
+            deltas = summarize(rows)
             with conn.pipeline():
+                cur.execute(NO_JIT)
                 if (resources := resource_params(rows)) is not None:
                     cur.execute(INSERT_RESOURCES, resources)
-                cur.execute(INSERT_TRACE_IDS, (sorted({row.trace_id for row in rows}),))
-                cur.execute(UPDATE_TRACES, delta_params(summarize(rows)))
+                cur.execute(INSERT_FRESH_TRACES, delta_params(deltas))
+                for (trace_id,) in cur.fetchall():
+                    del deltas[trace_id]
+                if deltas:
+                    cur.execute(UPDATE_TRACES, delta_params(deltas))
                 cur.execute(MARK_DIRTY, dirty_params([row.started_at for row in rows]))
                 conn.commit()
     except BaseException:
@@ -164,6 +177,7 @@ class StagedWriter:
 
     def write(self, conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[SpanRow]:
         with conn.transaction(), conn.cursor() as cur:
+            cur.execute(NO_JIT)
             if self._staged_on is not conn:  # the temp table lives as long as its connection
                 cur.execute(_CREATE_STAGE)
                 self._staged_on = conn

@@ -1,4 +1,4 @@
-"""OTLP/HTTP request bodies → SDK span objects, and the responses' bodies.
+"""OTLP/HTTP request bodies → span rows, and the responses' bodies.
 
 Owns what the OTLP specification says about the wire: ``application/x-protobuf`` and
 ``application/json`` (OTLP JSON: lowerCamelCase or original field names, trace and span ids
@@ -7,9 +7,9 @@ unknown fields ignored), ``Content-Encoding: gzip`` inflated under a size cap (a
 stops at the cap), and which spans are refused (``partial_success``): ids of the wrong
 length or all zero, a missing start time, an end before the start.
 
-Accepted spans become ``ReadableSpan`` objects carrying their resource and scope, so the
-one row builder (``tracing.export.rows.span_to_row``) stores them exactly as it stores the
-in-process exporter's spans.
+Accepted spans go straight from protobuf (OTLP JSON is parsed into the same message) to
+the one row builder (``tracing.export.rows.build_row``), the builder behind the in-process
+exporter's ``span_to_row``: no SDK span objects in between, and the same rows.
 """
 
 from __future__ import annotations
@@ -30,28 +30,30 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue
 from opentelemetry.proto.trace.v1 import trace_pb2
-from opentelemetry.sdk.resources import Resource
-from opentelemetry.sdk.trace import Event, ReadableSpan
-from opentelemetry.sdk.util.instrumentation import InstrumentationScope
-from opentelemetry.trace import SpanContext, SpanKind, Status, StatusCode, TraceFlags
+from opentelemetry.trace import SpanKind, StatusCode
+
+from tracing.export.rows import ResourceRef, SpanRow, build_row, event_dict, resource_ref
 
 PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 CONTENT_TYPES = (PROTOBUF, JSON)
 ENCODINGS = ("", "identity", "gzip")
 
-# OTLP's SpanKind enum (0 unspecified, 1 internal … 5 consumer) → the SDK's.
+# OTLP's SpanKind enum (0 unspecified, 1 internal … 5 consumer) → the SDK's names, as
+# stored; an unknown value is INTERNAL, as the SDK's default.
+_INTERNAL = SpanKind.INTERNAL.name
 _KINDS = {
-    0: SpanKind.INTERNAL,
-    1: SpanKind.INTERNAL,
-    2: SpanKind.SERVER,
-    3: SpanKind.CLIENT,
-    4: SpanKind.PRODUCER,
-    5: SpanKind.CONSUMER,
+    0: _INTERNAL,
+    1: _INTERNAL,
+    2: SpanKind.SERVER.name,
+    3: SpanKind.CLIENT.name,
+    4: SpanKind.PRODUCER.name,
+    5: SpanKind.CONSUMER.name,
 }
-_STATUS = {0: StatusCode.UNSET, 1: StatusCode.OK, 2: StatusCode.ERROR}
-_OK = Status(StatusCode.OK)
-_UNSET = Status(StatusCode.UNSET)
+# OTLP's status codes → the SDK's names; an unknown code is UNSET.
+_UNSET = StatusCode.UNSET.name
+_ERROR = StatusCode.ERROR.name
+_STATUS = {0: _UNSET, 1: StatusCode.OK.name, 2: _ERROR}
 # Hex id fields of OTLP JSON (spans and their links).
 _ID_FIELDS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
 # At most this many refusal reasons are spelled out in ``error_message``.
@@ -68,9 +70,9 @@ class TooLarge(Exception):
 
 @dataclass
 class Decoded:
-    """The spans of one request that can be stored, and the count of those refused."""
+    """The rows of one request's storable spans, and the count of those refused."""
 
-    spans: list[ReadableSpan] = field(default_factory=list)
+    rows: list[SpanRow] = field(default_factory=list)
     rejected: int = 0
     reasons: list[str] = field(default_factory=list)
 
@@ -178,19 +180,32 @@ def any_value(value: AnyValue) -> Any:
     return getattr(value, which)
 
 
+# AnyValue kinds read as they are (the others are converted by ``any_value``).
+_SCALARS = frozenset({"string_value", "int_value", "bool_value", "double_value"})
+
+
 def key_values(items: Any) -> dict[str, Any]:
     out: dict[str, Any] = {}
     for item in items:
-        item_value = any_value(item.value)
-        if item_value is not None:  # an empty value is no attribute (the SDK's rule too)
+        value = item.value
+        which = value.WhichOneof("value")
+        if which is None:  # an empty value is no attribute (the SDK's rule too)
+            continue
+        item_value = getattr(value, which) if which in _SCALARS else any_value(value)
+        if item_value is not None:
             out[item.key] = item_value
     return out
 
 
+_ZERO_TRACE_ID = bytes(16)
+_ZERO_SPAN_ID = bytes(8)
+
+
 def _refusal(span: trace_pb2.Span) -> str | None:
-    if len(span.trace_id) != 16 or not any(span.trace_id):
+    trace_id, span_id = span.trace_id, span.span_id
+    if len(trace_id) != 16 or trace_id == _ZERO_TRACE_ID:
         return "invalid trace id (want 16 bytes, not all zero)"
-    if len(span.span_id) != 8 or not any(span.span_id):
+    if len(span_id) != 8 or span_id == _ZERO_SPAN_ID:
         return "invalid span id (want 8 bytes, not all zero)"
     if span.parent_span_id and len(span.parent_span_id) != 8:
         return "invalid parent span id (want 8 bytes or none)"
@@ -201,61 +216,53 @@ def _refusal(span: trace_pb2.Span) -> str | None:
     return None
 
 
-def to_spans(request: ExportTraceServiceRequest) -> Decoded:
-    """The request's spans as SDK objects; refused spans are counted with a reason."""
+def to_rows(request: ExportTraceServiceRequest, cap: int) -> Decoded:
+    """The request's spans as rows of the one row builder; refused spans are counted with a
+    reason (invalid ones here, ones the row builder cannot take as "unstorable")."""
     decoded = Decoded()
-    add = decoded.spans.append
+    add = decoded.rows.append
     for resource_spans in request.resource_spans:
-        resource = Resource(
-            key_values(resource_spans.resource.attributes), resource_spans.schema_url or None
-        )
+        # The SDK's rule for resources: an attribute needs a key.
+        attributes = key_values(resource_spans.resource.attributes)
+        resource = resource_ref({k: v for k, v in attributes.items() if k}, cap)
         for scope_spans in resource_spans.scope_spans:
-            scope = InstrumentationScope(
-                scope_spans.scope.name,
-                scope_spans.scope.version or None,
-                scope_spans.schema_url or None,
-            )
+            scope = scope_spans.scope.name
             for span in scope_spans.spans:
                 reason = _refusal(span)
                 if reason is not None:
                     decoded.reject(1, f"span {span.span_id.hex() or '?'}: {reason}")
                     continue
-                add(_readable(span, resource, scope))
+                try:
+                    add(_row(span, scope, resource, cap))
+                except Exception as exc:  # a span the row builder cannot take: refused, told
+                    decoded.reject(1, f"span {span.span_id.hex()}: unstorable ({exc})")
     return decoded
 
 
-def _readable(
-    span: trace_pb2.Span, resource: Resource, scope: InstrumentationScope
-) -> ReadableSpan:
-    trace_id = int.from_bytes(span.trace_id, "big")
-    flags = TraceFlags(span.flags & 0xFF)
-    context = SpanContext(trace_id, int.from_bytes(span.span_id, "big"), False, flags)
-    parent = None
-    if span.parent_span_id:
-        parent_id = int.from_bytes(span.parent_span_id, "big")
-        if parent_id:  # eight zero bytes: a root, as an empty field would say
-            parent = SpanContext(trace_id, parent_id, True, flags)
-    code = _STATUS.get(span.status.code, StatusCode.UNSET)
-    if code is StatusCode.ERROR:
+def _row(span: trace_pb2.Span, scope: str, resource: ResourceRef, cap: int) -> SpanRow:
+    parent_id = int.from_bytes(span.parent_span_id, "big") if span.parent_span_id else 0
+    status = span.status
+    code = _STATUS.get(status.code, _UNSET)
+    return build_row(
+        int.from_bytes(span.trace_id, "big"),
+        int.from_bytes(span.span_id, "big"),
+        # Eight zero bytes: a root, as an empty field would say.
+        parent_id or None,
+        span.name,
+        _KINDS.get(span.kind, _INTERNAL),
+        span.start_time_unix_nano,
+        span.end_time_unix_nano,
+        code,
         # The SDK keeps a description only on errors; OTLP says the same.
-        status = Status(code, span.status.message or None)
-    else:
-        status = _OK if code is StatusCode.OK else _UNSET
-    return ReadableSpan(
-        name=span.name,
-        context=context,
-        parent=parent,
-        resource=resource,
-        attributes=key_values(span.attributes),
-        events=[
-            Event(event.name, key_values(event.attributes), event.time_unix_nano)
+        status.message if code is _ERROR else "",
+        key_values(span.attributes),
+        [
+            event_dict(event.name, event.time_unix_nano, key_values(event.attributes))
             for event in span.events
         ],
-        kind=_KINDS.get(span.kind, SpanKind.INTERNAL),
-        status=status,
-        start_time=span.start_time_unix_nano,
-        end_time=span.end_time_unix_nano,
-        instrumentation_scope=scope,
+        scope,
+        cap,
+        resource,
     )
 
 

@@ -2,7 +2,7 @@
 
 Runs in the ingest's worker threads (one PostgreSQL connection each, kept between
 requests), never on the event loop. A request's spans go through the one row builder
-(``span_to_row``: classification, sanitising, size caps) and the one idempotent write
+(``build_row``: classification, sanitising, size caps) and the one idempotent write
 (``tracing.export.writer.write_rows``) that the in-process exporter uses; the answer is a
 success only once they are committed. PostgreSQL unreachable → ``Unavailable`` (503): the
 client keeps its spans and retries, and a retry of spans already committed inserts nothing
@@ -27,7 +27,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from graphql_api.models import ApiToken, TokenScope
 from tracing.export.drops import drops
-from tracing.export.rows import SpanRow, span_to_row
+from tracing.export.rows import SpanRow
 from tracing.export.writer import StagedWriter, conninfo_for, write_rows
 from tracing.ingest import decode
 
@@ -114,15 +114,9 @@ class SpanStore:
         except decode.BadRequest as exc:
             raise Refused(400, str(exc)) from None
         del body
-        decoded = decode.to_spans(request)
+        decoded = decode.to_rows(request, settings.TRACING_MAX_ATTRIBUTE_BYTES)
         del request
-        rows: list[SpanRow] = []
-        attribute_cap = settings.TRACING_MAX_ATTRIBUTE_BYTES
-        for span in decoded.spans:
-            try:
-                rows.append(span_to_row(span, attribute_cap))
-            except Exception as exc:  # a span the row builder cannot take: refused, told
-                decoded.reject(1, f"span {span.context.span_id:016x}: unstorable ({exc})")
+        rows = decoded.rows
         inserted, refused = self._commit(rows) if rows else (0, [])
         for count, reason in refused:
             decoded.reject(count, reason)

@@ -33,7 +33,7 @@ import psycopg
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 from django.db import connections
 
-from tracing.export.summary import INSERT_NEW_TRACES, delta_params
+from tracing.export.summary import INSERT_NEW_TRACES, NO_JIT, delta_params
 from tracing.export.writer import INSERT_RESOURCES, conninfo_for, copy_spans, resource_params
 from tracing.rollups import DIRTY_TABLE, MARK_DIRTY, dirty_params
 from tracing.synthetic import world
@@ -211,6 +211,7 @@ def _copy(cur: psycopg.Cursor[Any], table: str, columns: tuple[str, ...], lines:
 
 def _write_chunk(conn: psycopg.Connection[Any], chunk: Chunk) -> None:
     with conn.transaction(), conn.cursor() as cur:
+        cur.execute(NO_JIT)
         _copy(
             cur, "chat_conversation", ("id", "user_id", "title", "created_at"), chunk.conversations
         )
