@@ -55,8 +55,12 @@ class TraceDelta:
         self.span_count += 1
         if self.started_at is None or row.started_at < self.started_at:
             self.started_at = row.started_at
-        if self.ended_at is None or row.ended_at > self.ended_at:
-            self.ended_at = row.ended_at
+        # A span's start counts as an end too: a span that ends before it starts (a clock
+        # set back; its duration is stored as 0) still lies within [started_at, ended_at],
+        # the bounds the reads prune day partitions by (tracing.read.spans.TraceExtent).
+        ended = row.ended_at if row.ended_at > row.started_at else row.started_at
+        if self.ended_at is None or ended > self.ended_at:
+            self.ended_at = ended
         self.input_tokens += facts.input_tokens
         self.output_tokens += facts.output_tokens
         self.agent_work = self.agent_work or facts.agent_work or row.in_agent_run
