@@ -259,6 +259,10 @@ _DELTA = "unnest({}) AS u({})".format(
 _TOOLS = "ARRAY(SELECT jsonb_array_elements_text(u.tools_json::jsonb)) AS tools"
 
 # One statement advances every touched trace (the rows exist: see INSERT_TRACE_IDS).
+# ``OFFSET 0`` keeps ``d`` a subquery of its own: pulled up into the statement, each of
+# the MERGE rules' references to ``take_root`` became a copy of ROOT_RULE's subquery over
+# every day partition of the span table (planned and run ~10 times over; 2-3x the time of
+# the whole statement with 90 days of partitions, benchmarks/RESULTS.md).
 UPDATE_TRACES = f"""
 UPDATE tracing_oteltrace t SET
     {", ".join(f"{column} = {rule}" for column, rule in MERGE.items())},
@@ -266,6 +270,7 @@ UPDATE tracing_oteltrace t SET
 FROM (
     SELECT u.*, {_TOOLS}, {ROOT_RULE} AS take_root
     FROM {_DELTA} JOIN tracing_oteltrace t ON t.id = u.id
+    OFFSET 0
 ) d
 WHERE t.id = d.id
 """
@@ -276,6 +281,7 @@ SELECT d.id, {", ".join(MERGE.values())}, now()
 FROM (
     SELECT u.*, {_TOOLS}, {ROOT_RULE} AS take_root
     FROM {_DELTA} CROSS JOIN t
+    OFFSET 0
 ) d CROSS JOIN t
 """
 INSERT_NEW_TRACES = (
