@@ -390,13 +390,16 @@ def compression(conninfo: str) -> dict[str, Any]:
             for column in ("attributes", "events"):
                 conn.execute(f"ALTER TABLE {table} ALTER COLUMN {column} SET COMPRESSION {method}")
             # Through text, so the values are recompressed with this table's method.
-            began = time.perf_counter()
-            conn.execute(
-                f"INSERT INTO {table} SELECT id, span_id, parent_span_id, name, span_kind, "
-                "started_at, ended_at, duration_ms, status_code, status_message, "
-                "attributes::text::jsonb, events::text::jsonb, scope, trace_id "
-                f"FROM {day[0]}"
+            columns = ", ".join(
+                f"{c}::text::jsonb" if c in ("attributes", "events") else c
+                for (c,) in conn.execute(
+                    "SELECT attname FROM pg_attribute WHERE attrelid = %s::regclass "
+                    "AND attnum > 0 AND NOT attisdropped ORDER BY attnum",
+                    (table,),
+                ).fetchall()
             )
+            began = time.perf_counter()
+            conn.execute(f"INSERT INTO {table} SELECT {columns} FROM {day[0]}")
             insert_s = time.perf_counter() - began
             began = time.perf_counter()
             conn.execute(f"SELECT sum(length(attributes::text)) FROM {table}")
