@@ -10,11 +10,11 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from collections.abc import Callable, Iterator
+from contextlib import AbstractContextManager, contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from asgiref.sync import async_to_sync
 from django.contrib.auth import get_user_model
@@ -31,10 +31,12 @@ from graphql_api.context import build_context
 from graphql_api.schema import schema
 from tracing.conventions import attributes as A
 from tracing.export import PostgresSpanExporter
-from tracing.models import OTelTrace
+from tracing.models import OTelResource, OTelTrace
 from tracing.pipeline import service_resource
 
 T0 = datetime(2026, 3, 2, 9, 0, tzinfo=UTC)
+
+T = TypeVar("T")
 
 
 def ns(at: datetime) -> int:
@@ -91,6 +93,31 @@ class Built:
 
 def _at(offset_ms: float, base: datetime) -> datetime:
     return base + timedelta(milliseconds=offset_ms)
+
+
+def tool_calls(
+    w: SpanWriter,
+    *,
+    parent: Span,
+    started: datetime,
+    calls: list[tuple[str, dict[str, Any]]],
+) -> None:
+    """Tool-call spans (name, attributes) 60 ms apart from 130 ms into the run, each with
+    a database child span, under ``parent``."""
+    offset = 130.0
+    for name, attributes in calls:
+        call = w.span(name, _at(offset, started), 50, parent=parent, attributes=attributes)
+        db = w.span(
+            "SELECT campus",
+            _at(offset + 10, started),
+            20,
+            parent=call,
+            kind=SpanKind.CLIENT,
+            attributes={A.DB_SYSTEM: "postgresql", A.DB_STATEMENT: "SELECT 1"},
+        )
+        w.end(db, _at(offset + 10, started), 20)
+        w.end(call, _at(offset, started), 50)
+        offset += 60
 
 
 def genai_run(
@@ -158,32 +185,24 @@ def genai_run(
         events=[("gen_ai.choice", {"index": 0})],
     )
     w.end(chat, _at(20, started), 100)
-    offset = 130.0
-    for tool in tools:
-        call = w.span(
-            f"execute_tool {tool}",
-            _at(offset, started),
-            50,
-            parent=iteration,
-            attributes={
-                A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
-                A.GEN_AI_TOOL_NAME: tool,
-                tool_input_key: json.dumps({"q": query}),
-                tool_output_key: "result text",
-                A.TOOL_SUCCESS: True,
-            },
-        )
-        db = w.span(
-            "SELECT campus",
-            _at(offset + 10, started),
-            20,
-            parent=call,
-            kind=SpanKind.CLIENT,
-            attributes={A.DB_SYSTEM: "postgresql", A.DB_STATEMENT: "SELECT 1"},
-        )
-        w.end(db, _at(offset + 10, started), 20)
-        w.end(call, _at(offset, started), 50)
-        offset += 60
+    tool_calls(
+        w,
+        parent=iteration,
+        started=started,
+        calls=[
+            (
+                f"execute_tool {tool}",
+                {
+                    A.GEN_AI_OPERATION_NAME: A.OP_EXECUTE_TOOL,
+                    A.GEN_AI_TOOL_NAME: tool,
+                    tool_input_key: json.dumps({"q": query}),
+                    tool_output_key: "result text",
+                    A.TOOL_SUCCESS: True,
+                },
+            )
+            for tool in tools
+        ],
+    )
     w.end(iteration, _at(10, started), duration_ms - 20)
     w.end(root, started, duration_ms)
     return format(root.get_span_context().trace_id, "032x")
@@ -335,14 +354,19 @@ def execute(query: str, variables: dict[str, Any] | None = None, user: Any = Non
     )
 
 
+def committed_dataset(django_db_blocker: Any) -> AbstractContextManager[Built]:
+    """``build_dataset`` committed for a whole test module."""
+    return committed(django_db_blocker, build_dataset)
+
+
 @contextmanager
-def committed_dataset(django_db_blocker: Any) -> Iterator[Built]:
-    """``build_dataset`` committed for a whole test module (the exporter writes through its
-    own connection), removed afterwards. Tests only read it."""
+def committed(django_db_blocker: Any, build: Callable[[PostgresSpanExporter], T]) -> Iterator[T]:
+    """What ``build`` writes through the real exporter, committed for a whole test module
+    (the exporter writes through its own connection), removed afterwards."""
     with django_db_blocker.unblock():
         exporter = PostgresSpanExporter(keep_untagged=True)
         try:
-            built = build_dataset(exporter)
+            built = build(exporter)
         finally:
             exporter.shutdown()
     try:
@@ -350,6 +374,7 @@ def committed_dataset(django_db_blocker: Any) -> Iterator[Built]:
     finally:
         with django_db_blocker.unblock():
             OTelTrace.objects.all().delete()
+            OTelResource.objects.all().delete()
             Conversation.objects.all().delete()
             get_user_model().objects.all().delete()
 

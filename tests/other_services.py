@@ -13,7 +13,7 @@ from typing import Any
 from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.trace import SpanKind
 
-from tests.graphql_support import SpanWriter, _at
+from tests.graphql_support import SpanWriter, _at, tool_calls
 from tracing.conventions import attributes as A
 
 PHOENIX_SERVICE = "phoenix-worker"
@@ -73,31 +73,23 @@ def openinference_run(
         },
     )
     w.end(llm, _at(20, started), 100)
-    offset = 130.0
-    for tool in tools:
-        call = w.span(
-            tool,
-            _at(offset, started),
-            50,
-            parent=root,
-            attributes={
-                A.OPENINFERENCE_SPAN_KIND: A.OI_KIND_TOOL,
-                A.OI_TOOL_NAME: tool,
-                A.OI_TOOL_PARAMETERS: json.dumps({"q": query}),
-                A.OI_OUTPUT_VALUE: "result text",
-            },
-        )
-        db = w.span(
-            "SELECT campus",
-            _at(offset + 10, started),
-            20,
-            parent=call,
-            kind=SpanKind.CLIENT,
-            attributes={A.DB_SYSTEM: "postgresql", A.DB_STATEMENT: "SELECT 1"},
-        )
-        w.end(db, _at(offset + 10, started), 20)
-        w.end(call, _at(offset, started), 50)
-        offset += 60
+    tool_calls(
+        w,
+        parent=root,
+        started=started,
+        calls=[
+            (
+                tool,
+                {
+                    A.OPENINFERENCE_SPAN_KIND: A.OI_KIND_TOOL,
+                    A.OI_TOOL_NAME: tool,
+                    A.OI_TOOL_PARAMETERS: json.dumps({"q": query}),
+                    A.OI_OUTPUT_VALUE: "result text",
+                },
+            )
+            for tool in tools
+        ],
+    )
     w.end(root, started, duration_ms)
     return format(root.get_span_context().trace_id, "032x")
 

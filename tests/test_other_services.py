@@ -16,7 +16,14 @@ from django.conf import settings
 from django.contrib.auth import get_user_model
 
 from campus_core.chat.models import Conversation
-from tests.graphql_support import T0, SpanWriter, execute, genai_run, legacy_run
+from tests.graphql_support import (
+    T0,
+    SpanWriter,
+    committed,
+    execute,
+    genai_run,
+    legacy_run,
+)
 from tests.other_services import (
     EDGE_SERVICE,
     PHOENIX_SERVICE,
@@ -126,20 +133,8 @@ def _build(exporter: PostgresSpanExporter) -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def data(django_db_setup: Any, django_db_blocker: Any) -> Iterator[dict[str, Any]]:
-    with django_db_blocker.unblock():
-        exporter = PostgresSpanExporter(keep_untagged=True)
-        try:
-            built = _build(exporter)
-        finally:
-            exporter.shutdown()
-    try:
+    with committed(django_db_blocker, _build) as built:
         yield built
-    finally:
-        with django_db_blocker.unblock():
-            OTelTrace.objects.all().delete()
-            OTelResource.objects.all().delete()
-            Conversation.objects.all().delete()
-            get_user_model().objects.all().delete()
 
 
 def _row(data: dict[str, Any], label: str) -> dict[str, Any]:
