@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
@@ -172,7 +172,7 @@ def trace_extents(trace_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, TraceExtent
     return {row[0]: TraceExtent._make(row) for row in rows}
 
 
-def within(extents: Iterable[TraceExtent]) -> Q:
+def within(extents: Collection[TraceExtent]) -> Q:
     """Bounds ``started_at`` to the traces' extent, so PostgreSQL plans and reads only the
     day partitions those traces span instead of every day's index (literal bounds let the
     planner prune, which also keeps planning time flat as days accumulate)."""
