@@ -184,8 +184,9 @@ def span_verdict(results: list[Any], pct: Any) -> list[str]:
             continue
         worst = max(chosen, key=lambda r: pct(r.samples, 95))
         p95 = pct(worst.samples, 95)
+        shown = f"{p95:.1f} ms" if worst.samples else "capped"
         lines.append(
-            f"{label}, p95 < {target:.0f} ms: worst p95 {p95:.1f} ms ({worst.name}) -> "
+            f"{label}, p95 < {target:.0f} ms: worst p95 {shown} ({worst.name}) -> "
             f"{'met' if p95 < target else 'MISSED'}"
         )
     return lines

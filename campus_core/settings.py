@@ -184,6 +184,9 @@ TRACE_RETENTION_DAYS: int | None = env_int("TRACE_RETENTION_DAYS", 0) or None
 # "hourly": the ASGI process prunes at most once an hour (an advisory lock keeps workers
 # from pruning at once); "off": only `manage.py prune_traces` (e.g. from cron) prunes.
 TRACE_PRUNE_SCHEDULE = os.environ.get("TRACE_PRUNE_SCHEDULE", "hourly").strip().lower()
+# The ASGI process re-aggregates the span rollups' dirty closed hours (tracing/rollups.py)
+# every this many seconds; 0: never (spanStats then reads spans for every hour dirtied).
+SPAN_ROLLUP_REFRESH_S = env_int("SPAN_ROLLUP_REFRESH_S", 60)
 
 # --- OTLP ingest (POST /v1/traces, tracing/ingest/) -------------------------------------
 # A request body larger than this, as sent or once decompressed, gets 413. Decoded, a body
@@ -283,6 +286,8 @@ if LOG_FORMAT not in ("json", "text"):
     raise ImproperlyConfigured(f"LOG_FORMAT must be json or text, not {LOG_FORMAT!r}")
 if TRACE_RETENTION_DAYS is not None and TRACE_RETENTION_DAYS < 1:
     raise ImproperlyConfigured("TRACE_RETENTION_DAYS must be a positive number of days")
+if SPAN_ROLLUP_REFRESH_S < 0:
+    raise ImproperlyConfigured("SPAN_ROLLUP_REFRESH_S must be >= 0 (0: no refresh)")
 if TRACE_PRUNE_SCHEDULE not in ("hourly", "off"):
     raise ImproperlyConfigured(
         f"TRACE_PRUNE_SCHEDULE must be hourly or off, not {TRACE_PRUNE_SCHEDULE!r}"

@@ -119,7 +119,7 @@ class TimeBucket:
 
 
 def headline_stats(
-    read: Callable[[QuerySet[Any]], dict[str, Any]],
+    read: Callable[[Any], dict[str, Any]],
     *,
     errors_doc: str,
     error_rate_doc: str,
@@ -127,14 +127,15 @@ def headline_stats(
     input_tokens_doc: str | None = None,
     output_tokens_doc: str | None = None,
 ) -> type:
-    """The base of ``TraceStats`` and ``SpanStats``: the selected ``rows``, their
-    ``filters`` and the headline fields, which share the one query ``read`` (a summary row:
+    """The base of ``TraceStats`` and ``SpanStats``: the selected ``rows`` (a queryset, or
+    what ``read`` takes), their ``filters`` and the headline fields, which share the one
+    call ``read`` (a summary row:
     count, errors, p50/p95/p99, input_tokens, output_tokens). The descriptions name what is
     counted (runs or spans)."""
 
     @strawberry.type
     class Headline:
-        rows: strawberry.Private[QuerySet[Any]]
+        rows: strawberry.Private[Any]
         filters: strawberry.Private[Any]
         _summary: strawberry.Private[asyncio.Future[dict[str, Any]] | None] = None
 
@@ -174,7 +175,7 @@ def headline_stats(
 
 
 def time_series_field(
-    what: str, read: Callable[[QuerySet[Any], reads.Bucket, datetime, datetime], list[Any]]
+    what: str, read: Callable[[Any, reads.Bucket, datetime, datetime], list[Any]]
 ) -> Any:
     """The ``timeSeries`` field of a ``headline_stats`` type: ``read`` per bucket over the
     checked range (``bucket_range``); ``what`` (Runs, Spans) begins the description."""

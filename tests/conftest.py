@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import socket
 import threading
 import time
@@ -13,6 +14,7 @@ from typing import Any
 
 import httpx
 import pytest
+from django.conf import settings as django_settings
 from django.contrib.auth import get_user_model
 from django.test import Client
 from opentelemetry.sdk.metrics import MeterProvider
@@ -28,6 +30,13 @@ from campus_core.observability.metrics import metrics
 from tests.pg_proxy import PostgresProxy
 from tracing import pipeline
 from tracing.export import PostgresSpanExporter, conninfo_for
+
+# The in-process app's maintenance thread (campus_core.asgi) and the servers started as
+# subprocesses must not roll up the tests' committed spans on the wall clock's schedule:
+# spanStats would then answer from rollups in some runs and from spans in others. Tests of
+# the rollups refresh them explicitly, at fixed instants (tests/test_span_rollups.py).
+os.environ["SPAN_ROLLUP_REFRESH_S"] = "0"
+django_settings.SPAN_ROLLUP_REFRESH_S = 0
 
 
 @pytest.fixture(scope="session", autouse=True)

@@ -24,9 +24,9 @@ from django.test import override_settings
 from campus_core.chat.models import Conversation, Message
 from tests.graphql_support import SpanWriter, execute, genai_run
 from tests.spans import agent_run_spans, started_at
-from tracing import partitions, retention
+from tracing import partitions, retention, rollups
 from tracing.export import PostgresSpanExporter, conninfo_for
-from tracing.models import OTelSpan, OTelTrace
+from tracing.models import OTelSpan, OTelTrace, SpanRollup, SpanRollupDirty, SpanRollupRolled
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -242,3 +242,28 @@ def test_trace_rows_go_in_batches_by_start_and_a_locked_one_is_left_for_later(
     assert retention.prune(conninfo_for(), NOW, DAYS, batch=1).traces == 1
     assert not OTelTrace.objects.filter(started_at__lt=CUTOFF).exists()
     assert OTelTrace.objects.filter(pk=runs["new"]).exists()
+
+
+def test_prune_removes_the_rollups_of_the_removed_days(runs: dict[str, uuid.UUID]) -> None:
+    # Given every closed hour rolled up (tracing.rollups).
+    with psycopg.connect(conninfo_for(), autocommit=True) as conn:
+        rollups.refresh(conn, NOW)
+    assert SpanRollup.objects.filter(start__lt=CUTOFF).exists()
+    assert not SpanRollupDirty.objects.exists()
+
+    retention.prune(conninfo_for(), NOW, DAYS)
+
+    # Then nothing of the removed days is left in the rollups...
+    assert not SpanRollup.objects.filter(start__lt=CUTOFF).exists()
+    assert not SpanRollupRolled.objects.filter(start__lt=CUTOFF).exists()
+    assert not SpanRollupDirty.objects.filter(hour__lt=CUTOFF).exists()
+    # ...the hour the straddling run's later spans left is marked for the next refresh...
+    assert SpanRollupDirty.objects.filter(hour=rollups.hour_of(CUTOFF)).exists()
+    # ...and spanStats counts what is stored, before and after that refresh.
+    for _ in range(2):
+        result = execute("{ spanStats { count } }")
+        assert result.errors is None, result.errors
+        assert result.data["spanStats"]["count"] == OTelSpan.objects.count()
+        with psycopg.connect(conninfo_for(), autocommit=True) as conn:
+            rollups.refresh(conn, NOW)
+    assert not SpanRollupDirty.objects.exists()

@@ -274,3 +274,60 @@ class OTelResource(models.Model):
 
     def __str__(self) -> str:
         return self.service_name or str(self.id)
+
+
+class SpanRollup(models.Model):
+    """Spans of one period (``width`` hours from ``start``: 1 or 24) sharing one group key,
+    aggregated: maintained by ``tracing.rollups`` only (raw SQL), read by
+    ``tracing.read.span_rollups``. ``duration_buckets``/``duration_counts`` are a sparse
+    histogram (``tracing.rollups``: bucket numbers ascending, and their span counts)."""
+
+    start = models.DateTimeField()
+    width = models.SmallIntegerField()
+    kind = models.CharField(max_length=32)
+    name = models.CharField(max_length=500)
+    model = models.CharField(max_length=200, null=True)  # noqa: DJ001 -- as on OTelSpan
+    tool_name = models.CharField(max_length=200, null=True)  # noqa: DJ001
+    status_code = models.CharField(max_length=8)
+    span_count = models.BigIntegerField()
+    input_tokens = models.BigIntegerField()
+    output_tokens = models.BigIntegerField()
+    duration_min = models.FloatField()
+    duration_max = models.FloatField()
+    duration_buckets = ArrayField(models.SmallIntegerField())
+    duration_counts = ArrayField(models.IntegerField())
+
+    class Meta:
+        verbose_name = "span rollup"
+        indexes = (models.Index(fields=["width", "start"], name="spanrollup_start_idx"),)
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()} +{self.width}h {self.name}: {self.span_count}"
+
+
+class SpanRollupRolled(models.Model):
+    """A period whose ``SpanRollup`` rows are complete (none: it had no spans)."""
+
+    pk = models.CompositePrimaryKey("width", "start")
+    start = models.DateTimeField()
+    width = models.SmallIntegerField()
+
+    class Meta:
+        verbose_name = "rolled-up span period"
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()} +{self.width}h"
+
+
+class SpanRollupDirty(models.Model):
+    """An hour a write transaction added spans to (or removed them from), until a rollup
+    refresh that saw them; one row per write, never unique (``tracing.rollups``)."""
+
+    hour = models.DateTimeField()
+
+    class Meta:
+        verbose_name = "dirty span hour"
+        indexes = (models.Index(fields=["hour"], name="spanrollup_dirty_hour_idx"),)
+
+    def __str__(self) -> str:
+        return self.hour.isoformat()

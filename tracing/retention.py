@@ -12,18 +12,21 @@ before the cutoff (one ``DROP TABLE`` of them all, with a lock timeout so ingest
 waits long); the trace rows, in batches of ``BATCH`` by ranges of start time on the
 ``trace_started_idx`` index (one statement and one short transaction each, ``SKIP
 LOCKED`` so a trace the exporter is updating is left for the next run, never waited
-for), with the straddlers' newer spans; and last the old rows of the DEFAULT partition
-(bounded batches), which also takes spans ingest stored for the removed runs meanwhile.
-It is idempotent (a second run finds nothing), safe while ingest runs, and holds a
-PostgreSQL advisory lock so two processes never prune at once. ``MaintenanceThread`` runs
-partition creation and (unless ``TRACE_PRUNE_SCHEDULE=off``) pruning from the ASGI
-process, at most once an hour.
+for), with the straddlers' newer spans (the hours those leave are marked dirty for the
+span rollups); then the old rows of the DEFAULT partition (bounded batches), which also
+takes spans ingest stored for the removed runs meanwhile; and the span rollups of the
+removed days (``tracing.rollups.forget_before``). It is idempotent (a second run finds
+nothing), safe while ingest runs, and holds a PostgreSQL advisory lock so two processes
+never prune at once. ``MaintenanceThread`` runs partition creation and (unless
+``TRACE_PRUNE_SCHEDULE=off``) pruning from the ASGI process, at most once an hour, and the
+span rollups' refresh (``tracing.rollups.refresh``) every minute.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+import time
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -33,7 +36,7 @@ from django.conf import settings
 from opentelemetry.instrumentation.utils import suppress_instrumentation
 from psycopg import sql
 
-from tracing import partitions
+from tracing import partitions, rollups
 from tracing.partitions import DEFAULT_PARTITION, SPAN_TABLE
 
 logger = logging.getLogger(__name__)
@@ -98,6 +101,8 @@ def prune(
             # After the trace rows: it also takes spans that ingest stored for those runs
             # while they were being deleted (old-dated: the DEFAULT partition).
             _delete_default_rows(conn, report, batch)
+            if not dry_run:
+                rollups.forget_before(conn, cutoff)
         finally:
             conn.execute("SELECT pg_advisory_unlock(%s)", (PRUNE_LOCK_KEY,))
     logger.info(report.summary())
@@ -219,11 +224,17 @@ def _delete_traces(conn: psycopg.Connection[Any], report: PruneReport, batch: in
             report.traces += int(gone[0])
             if gone[1]:
                 # Not bounded above: a stale end must not leave spans behind, and the few
-                # straddlers cost a key probe per day partition.
-                report.loose_spans += conn.execute(
-                    f"DELETE FROM {SPAN_TABLE} WHERE trace_id = ANY(%s) AND started_at >= %s",
+                # straddlers cost a key probe per day partition. The hours those spans
+                # leave are marked for the rollups (tracing.rollups).
+                row = conn.execute(
+                    f"WITH gone AS (DELETE FROM {SPAN_TABLE} WHERE trace_id = ANY(%s) "
+                    "AND started_at >= %s RETURNING started_at), "
+                    f"marked AS (INSERT INTO {rollups.DIRTY_TABLE} (hour) "
+                    "SELECT DISTINCT date_trunc('hour', started_at, 'UTC') FROM gone) "
+                    "SELECT count(*) FROM gone",
                     (gone[1], cutoff),
-                ).rowcount
+                ).fetchone()
+                report.loose_spans += int(row[0]) if row else 0
         if last:
             return
         after = until
@@ -244,7 +255,9 @@ def window(now: datetime, oldest_kept: datetime | None) -> Window:
 
 
 class MaintenanceThread(threading.Thread):
-    """Creates the coming days' partitions and prunes, at start-up and then every hour."""
+    """Creates the coming days' partitions and prunes, at start-up and then every
+    ``period_s``; refreshes the span rollups at start-up and every
+    ``SPAN_ROLLUP_REFRESH_S`` seconds (never when 0)."""
 
     def __init__(self, conninfo: str, period_s: float = PERIOD_S) -> None:
         super().__init__(daemon=True, name="trace-maintenance")
@@ -257,6 +270,7 @@ class MaintenanceThread(threading.Thread):
         # none recorded beside a request's own).
         with suppress_instrumentation():
             self._maintain()
+            self._refresh_rollups()
 
     def _maintain(self) -> None:
         now = datetime.now(UTC)
@@ -271,11 +285,29 @@ class MaintenanceThread(threading.Thread):
             except PruneBusy:
                 logger.info("prune_traces: skipped, another process is pruning")
 
+    def _refresh_rollups(self) -> None:
+        if not settings.SPAN_ROLLUP_REFRESH_S:
+            return
+        with psycopg.connect(self._conninfo, autocommit=True) as conn:
+            done = rollups.refresh(conn, datetime.now(UTC))
+        if done.hours:
+            logger.info(
+                "span rollups: %d hours (and %d wider periods) re-aggregated",
+                done.hours,
+                done.wider,
+            )
+
     def run(self) -> None:
+        last_maintained: float | None = None
         while not self.stopped.is_set():
             try:
-                self.run_once()
+                now = time.monotonic()
+                with suppress_instrumentation():
+                    if last_maintained is None or now - last_maintained >= self._period_s:
+                        last_maintained = now
+                        self._maintain()
+                    self._refresh_rollups()
             except Exception:
-                # Maintenance must never take the server down; the next hour tries again.
+                # Maintenance must never take the server down; the next round tries again.
                 logger.exception("trace maintenance failed")
-            self.stopped.wait(self._period_s)
+            self.stopped.wait(min(self._period_s, settings.SPAN_ROLLUP_REFRESH_S or self._period_s))

@@ -1,8 +1,10 @@
 """``spanStats(filters)``: aggregates over the spans matching a ``SpanFilter``.
 
 Every number is computed by PostgreSQL (``tracing.read.span_stats``) on the promoted span
-columns. The headline numbers share one query; each group and the time series is one more,
-only when asked. The result types are those of ``traceStats`` (``graphql_api.stats``).
+columns, or from the span rollups for the whole hours and days they hold when every filter
+given is one they are keyed by (``rollup_filter``; ``tracing.read.span_rollups``). The
+headline numbers share one call; each group and the time series is one more, only when
+asked. The result types are those of ``traceStats`` (``graphql_api.stats``).
 """
 
 from __future__ import annotations
@@ -11,14 +13,19 @@ from typing import Any
 
 import strawberry
 from asgiref.sync import sync_to_async
+from opentelemetry.trace import StatusCode
 from strawberry import Info
+from strawberry.types.base import get_object_definition
 from strawberry_django.filters import apply as apply_filters
 
+from graphql_api.errors import given
 from graphql_api.permissions import staff_only
 from graphql_api.spans.filters import SpanFilter
 from graphql_api.stats import StatsGroup, headline_stats, time_series_field
+from tracing.conventions.semconv import SpanCategory
 from tracing.models import OTelSpan
 from tracing.read import span_stats as reads
+from tracing.read.span_rollups import RollupFilter, SpanSelection
 
 # Any: mypy cannot follow a base class built at import time.
 _SpanHeadline: Any = headline_stats(
@@ -64,4 +71,31 @@ class Query:
         filters = None if filters is strawberry.UNSET else filters
         # Building the queryset checks the filters; it runs no query.
         spans = apply_filters(filters, OTelSpan.objects.all(), info)
-        return SpanStats(rows=spans, filters=filters)
+        return SpanStats(rows=SpanSelection(spans, rollup_filter(filters)), filters=filters)
+
+
+# The filters the rollups are keyed by; any other (durations, traceId, attributes, trace,
+# AND/OR/NOT, or one added later) needs the spans themselves.
+_ROLLUP_KEYS = frozenset(
+    ("kind", "name", "model", "tool_name", "status", "started_after", "started_before")
+)
+
+
+def rollup_filter(filters: SpanFilter | None) -> RollupFilter | None:
+    """``filters`` as the rollups' keys, or None when one of them needs the spans."""
+    if filters is None:
+        return RollupFilter()
+    for field in get_object_definition(SpanFilter, strict=True).fields:
+        if field.python_name not in _ROLLUP_KEYS and given(filters, field.python_name) is not None:
+            return None
+    kinds = given(filters, "kind")
+    statuses = given(filters, "status")
+    return RollupFilter(
+        kinds=None if kinds is None else [SpanCategory(v).value for v in kinds],
+        names=given(filters, "name"),
+        models=given(filters, "model"),
+        tools=given(filters, "tool_name"),
+        statuses=None if statuses is None else [StatusCode(v).name for v in statuses],
+        after=given(filters, "started_after"),
+        before=given(filters, "started_before"),
+    )

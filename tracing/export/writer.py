@@ -5,7 +5,8 @@ ingest): ``write_direct`` COPYs straight into the span table (binary) and advanc
 summaries in the same transaction; when a span is already stored the unique constraint
 fails the COPY and ``StagedWriter`` redoes the batch through a temp table with
 ``ON CONFLICT DO NOTHING``, advancing the summaries only by the spans actually inserted.
-All return those spans, committed.
+All return those spans, committed. The hours of the spans inserted are marked for the span
+rollups (``tracing.rollups``) in the same transaction; a span already stored marks nothing.
 The spans' resources (``tracing_otelresource``) are written in the same transaction, each
 distinct one once (``ON CONFLICT DO NOTHING``).
 """
@@ -22,6 +23,7 @@ from opentelemetry.instrumentation.utils import suppress_instrumentation
 from tracing.export.rows import ResourceRef, SpanRow
 from tracing.export.summary import INSERT_TRACE_IDS, UPDATE_TRACES, delta_params, summarize
 from tracing.models import SPAN_COLUMNS
+from tracing.rollups import MARK_DIRTY, dirty_params
 
 _COLS = ", ".join(SPAN_COLUMNS)
 # The column types, for the staging table and the binary COPY (in SPAN_COLUMNS order).
@@ -143,6 +145,7 @@ def write_direct(conn: psycopg.Connection[Any], rows: list[SpanRow]) -> list[Spa
                     cur.execute(INSERT_RESOURCES, resources)
                 cur.execute(INSERT_TRACE_IDS, (sorted({row.trace_id for row in rows}),))
                 cur.execute(UPDATE_TRACES, delta_params(summarize(rows)))
+                cur.execute(MARK_DIRTY, dirty_params([row.started_at for row in rows]))
                 conn.commit()
     except BaseException:
         # Leave the connection idle for the staged path; if it is broken, the original
@@ -180,6 +183,7 @@ class StagedWriter:
                     fresh.append(row)
             if fresh:
                 cur.execute(UPDATE_TRACES, delta_params(summarize(fresh)))
+                cur.execute(MARK_DIRTY, dirty_params([row.started_at for row in fresh]))
         return fresh
 
 

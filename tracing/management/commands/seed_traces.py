@@ -35,6 +35,7 @@ from django.db import connections
 
 from tracing.export.summary import INSERT_NEW_TRACES, delta_params
 from tracing.export.writer import INSERT_RESOURCES, conninfo_for, copy_spans, resource_params
+from tracing.rollups import DIRTY_TABLE, MARK_DIRTY, dirty_params
 from tracing.synthetic import world
 from tracing.synthetic.chunks import (
     MAX_ITERATIONS,
@@ -81,12 +82,19 @@ def _reserve(cur: psycopg.Cursor[Any], table: str, count: int) -> int:
 
 
 _writer: psycopg.Connection[Any] | None = None
+# Whether the database has the span rollups' dirty marks (tracing/rollups.py): one migrated
+# to before them (a migration test seeds such a one) has none, and the migration that adds
+# them marks every stored hour itself.
+_marks_dirty = False
 
 
 def _open_writer(conninfo: str) -> None:
     """Pool initializer: this process's own connection, closed when the process ends."""
-    global _writer
+    global _writer, _marks_dirty
     _writer = psycopg.connect(conninfo, autocommit=False)
+    row = _writer.execute("SELECT to_regclass(%s) IS NOT NULL", (DIRTY_TABLE,)).fetchone()
+    _marks_dirty = bool(row and row[0])
+    _writer.commit()
     multiprocessing.util.Finalize(None, _writer.close, exitpriority=10)
 
 
@@ -214,6 +222,8 @@ def _write_chunk(conn: psycopg.Connection[Any], chunk: Chunk) -> None:
         )
         # Foreign keys are checked at commit: the spans can go before their traces.
         copy_spans(cur, chunk.rows)
+        if _marks_dirty:
+            cur.execute(MARK_DIRTY, dirty_params([row.started_at for row in chunk.rows]))
         if (resources := resource_params(chunk.rows)) is not None:
             cur.execute(INSERT_RESOURCES, resources)
         cur.execute(INSERT_NEW_TRACES, delta_params(chunk.traces))

@@ -1,0 +1,328 @@
+"""Span rollups: per-hour, 6-hour, day and week aggregates of the span table, so
+``spanStats`` over days reads a few thousand rollup rows instead of millions of spans.
+
+Owns the contents of three tables (their models are in ``tracing.models``), the duration
+histogram, the writers' dirty marks and the refresh:
+
+``tracing_spanrollup``
+    One row per (``start``, ``width`` in hours: 1, 6, 24 or 168) and group key (``kind``, ``name``,
+    ``model``, ``tool_name``, ``status_code``): span count, token sums, min/max duration
+    and a sparse duration histogram (``duration_buckets`` / ``duration_counts``).
+``tracing_spanrolluprolled``
+    The (``start``, ``width``) periods whose rollup rows are complete (a period with no
+    rollup rows and a mark here had no spans).
+``tracing_spanrollupdirty``
+    One row per (hour, write transaction) that added spans: ``write_rows`` (both entries),
+    the seeder and retention insert them in the transaction that changes the spans. No
+    unique key on purpose: with ``ON CONFLICT DO NOTHING`` a writer whose dirty row
+    conflicted with an older, committed one would rely on that row, which a refresh running
+    concurrently may delete before the writer's spans are visible to it -- the spans would
+    then be in no rollup and in no dirty hour. One row per write keeps every writer's mark
+    until a refresh that sees its spans deletes it.
+
+A period is *clean* when it is rolled and no dirty row falls in it; readers
+(``tracing.read.span_rollups``) use rollups only for clean periods and read the spans of
+every other instant. ``refresh`` (run by the maintenance thread every minute) re-aggregates
+the dirty hours that are closed (ended ``SETTLE`` ago) from the spans, then the 6-hour
+blocks, days and weeks (``LEVELS``) they belong to from their parts, all in one
+transaction that first deletes those hours' dirty rows committed so far (READ COMMITTED:
+the spans they stand for are visible to its later statements); a span committed after
+that DELETE began keeps its dirty row for the next refresh. The wider periods keep the
+rows a long window reads few (30 days: 4 weeks and a few days, blocks and hours, not 720
+hours).
+
+The histogram: bucket 0 holds durations under ``FLOOR_MS`` (and negative ones, from
+skewed clocks); bucket ``b >= 1`` holds [FLOOR_MS * RATIO**(b-1), FLOOR_MS * RATIO**b).
+A percentile read from it takes the geometric middle of the bucket holding each order
+statistic (clamped to the group's exact min and max, which are also returned exactly for
+the first and last), interpolated as ``percentile_cont`` does: its relative error is at
+most ``MAX_RELATIVE_ERROR`` (sqrt(RATIO) - 1, under 2 %); under ``FLOOR_MS`` the absolute
+error is under ``FLOOR_MS``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import psycopg
+
+ROLLUP_TABLE = "tracing_spanrollup"
+ROLLED_TABLE = "tracing_spanrolluprolled"
+DIRTY_TABLE = "tracing_spanrollupdirty"
+
+HOUR = timedelta(hours=1)
+DAY = timedelta(days=1)
+FLOOR_MS = 0.001
+RATIO = 1.04
+MAX_BUCKET = 32767  # smallint
+MAX_RELATIVE_ERROR = math.sqrt(RATIO) - 1
+# A closed hour is re-aggregated once it ended this long ago (spans still in exporters'
+# buffers usually arrive by then; later ones mark their hour dirty again).
+SETTLE = timedelta(minutes=1)
+# pg_try_advisory_lock key: "rollups" as a number; one refresh at a time.
+REFRESH_LOCK_KEY = 0x726F6C6C_75707300
+HOURS_PER_TRANSACTION = 24
+
+GROUP_KEY = ("kind", "name", "model", "tool_name", "status_code")
+
+
+def bucket_sql(duration: str) -> str:
+    """The histogram bucket of a duration column, as SQL (``duration`` is an identifier of
+    our own, never user input)."""
+    return (
+        f"CASE WHEN {duration} < {FLOOR_MS!r} THEN 0 ELSE LEAST({MAX_BUCKET}, "
+        f"1 + floor(ln({duration} / {FLOOR_MS!r}) / ln({RATIO!r})))::int END"
+    )
+
+
+def bucket_of(duration_ms: float) -> int:
+    """``bucket_sql`` in Python (tests)."""
+    if duration_ms < FLOOR_MS:
+        return 0
+    return min(MAX_BUCKET, 1 + math.floor(math.log(duration_ms / FLOOR_MS) / math.log(RATIO)))
+
+
+def bucket_value(bucket: int) -> float:
+    """The value a bucket stands for: the geometric middle of its bounds (0 for bucket 0)."""
+    if bucket <= 0:
+        return 0.0
+    return float(FLOOR_MS * RATIO ** (bucket - 1) * math.sqrt(RATIO))
+
+
+def histogram_percentiles(
+    buckets: list[int], counts: list[int], low: float, high: float, fractions: Iterable[float]
+) -> list[float | None]:
+    """``percentile_cont`` of each fraction, estimated from a histogram (sorted buckets)
+    of ``sum(counts)`` values whose exact min and max are ``low`` and ``high``."""
+    total = sum(counts)
+    if total == 0:
+        return [None for _ in fractions]
+    ends: list[int] = []
+    running = 0
+    for count in counts:
+        running += count
+        ends.append(running)
+
+    def value(position: int) -> float:  # the position-th smallest value, 0-based
+        if position == 0:
+            return low
+        if position == total - 1:
+            return high
+        lo_i, hi_i = 0, len(ends) - 1
+        while lo_i < hi_i:  # the first bucket whose cumulative end passes position
+            mid = (lo_i + hi_i) // 2
+            if ends[mid] > position:
+                hi_i = mid
+            else:
+                lo_i = mid + 1
+        return min(high, max(low, bucket_value(buckets[lo_i])))
+
+    out: list[float | None] = []
+    for fraction in fractions:
+        rank = fraction * (total - 1)
+        k = math.floor(rank)
+        part = rank - k
+        v = value(k)
+        out.append(v if part == 0 else v + part * (value(min(k + 1, total - 1)) - v))
+    return out
+
+
+# --- writers -----------------------------------------------------------------------------
+
+MARK_DIRTY = f"INSERT INTO {DIRTY_TABLE} (hour) SELECT unnest(%s::timestamptz[])"
+
+
+def hour_of(instant: datetime) -> datetime:
+    utc = instant.astimezone(UTC)
+    return utc.replace(minute=0, second=0, microsecond=0)
+
+
+# A batch whose spans span at most this many hours marks every hour from its first to its
+# last (two comparisons per span instead of an hour computed per span: the write path's
+# cost); a wider one (a replay of old spans) marks each distinct hour.
+_CONTIGUOUS_HOURS = 6
+
+
+def dirty_params(starts: Sequence[datetime]) -> tuple[list[datetime]]:
+    """The parameters of ``MARK_DIRTY`` for spans that started at ``starts``: every hour
+    holding one of them (and at most a few hours between them)."""
+    if not starts:
+        return ([],)
+    first, last = hour_of(min(starts)), hour_of(max(starts))
+    if last - first <= HOUR * _CONTIGUOUS_HOURS:
+        count = int((last - first) / HOUR) + 1
+        return ([first + HOUR * i for i in range(count)],)
+    return (sorted({hour_of(s) for s in starts}),)
+
+
+# --- refresh -----------------------------------------------------------------------------
+
+_COLUMNS = (
+    "start, width, kind, name, model, tool_name, status_code, span_count, input_tokens, "
+    "output_tokens, duration_min, duration_max, duration_buckets, duration_counts"
+)
+_ROLL_HOUR = f"""
+INSERT INTO {ROLLUP_TABLE} ({_COLUMNS})
+SELECT %(start)s, 1, kind, name, model, tool_name, status_code, sum(n), sum(ti), sum(tout),
+       min(lo), max(hi), array_agg(b::smallint ORDER BY b), array_agg(n::int ORDER BY b)
+FROM (
+    SELECT kind, name, model, tool_name, status_code, {bucket_sql("duration_ms")} AS b,
+           count(*) AS n, sum(input_tokens) AS ti, sum(output_tokens) AS tout,
+           min(duration_ms) AS lo, max(duration_ms) AS hi
+    FROM tracing_otelspan
+    WHERE started_at >= %(start)s AND started_at < %(end)s
+    GROUP BY 1, 2, 3, 4, 5, 6
+) AS per_bucket
+GROUP BY kind, name, model, tool_name, status_code
+"""
+# The wider periods, each rolled up from its narrower ones once all of those are rolled and
+# it is closed: (width, child width) in hours. Weeks start on Monday (as date_trunc's).
+LEVELS = ((6, 1), (24, 6), (168, 24))
+_CHILD = dict(LEVELS)
+
+# A period from its children's rollups (the caller checked they are all rolled).
+_ROLL_UP = f"""
+INSERT INTO {ROLLUP_TABLE} ({_COLUMNS})
+SELECT %(start)s, %(width)s, g.kind, g.name, g.model, g.tool_name, g.status_code, g.n, g.ti,
+       g.tout, g.lo, g.hi, h.bs, h.cs
+FROM (
+    SELECT kind, name, model, tool_name, status_code, sum(span_count) AS n,
+           sum(input_tokens) AS ti, sum(output_tokens) AS tout,
+           min(duration_min) AS lo, max(duration_max) AS hi
+    FROM {ROLLUP_TABLE} WHERE width = %(child)s AND start >= %(start)s AND start < %(end)s
+    GROUP BY 1, 2, 3, 4, 5
+) AS g
+JOIN (
+    SELECT kind, name, model, tool_name, status_code,
+           array_agg(b::smallint ORDER BY b) AS bs, array_agg(c::int ORDER BY b) AS cs
+    FROM (
+        SELECT r.kind, r.name, r.model, r.tool_name, r.status_code, u.b, sum(u.c) AS c
+        FROM {ROLLUP_TABLE} AS r, unnest(r.duration_buckets, r.duration_counts) AS u(b, c)
+        WHERE r.width = %(child)s AND r.start >= %(start)s AND r.start < %(end)s
+        GROUP BY 1, 2, 3, 4, 5, 6
+    ) AS per_bucket
+    GROUP BY 1, 2, 3, 4, 5
+) AS h
+ON (h.kind, h.name, h.status_code) = (g.kind, g.name, g.status_code)
+   AND h.model IS NOT DISTINCT FROM g.model AND h.tool_name IS NOT DISTINCT FROM g.tool_name
+"""
+
+
+def period_start(instant: datetime, width: int) -> datetime:
+    """The start of the ``width``-hour period (6, 24 or 168) holding ``instant``."""
+    hour = hour_of(instant)
+    if width == 168:
+        day = hour.replace(hour=0)
+        return day - DAY * day.weekday()
+    return hour.replace(hour=hour.hour - hour.hour % width)
+
+
+@dataclass
+class RefreshReport:
+    hours: int = 0
+    wider: int = 0  # 6-hour blocks, days and weeks rolled up from their parts
+    rows: int = 0
+
+
+def refresh(conn: psycopg.Connection[Any], now: datetime) -> RefreshReport:
+    """Re-aggregate every dirty closed hour, and the wider periods they belong to (see the
+    module docstring). ``conn`` in autocommit mode; a no-op while another process
+    refreshes."""
+    report = RefreshReport()
+    row = conn.execute("SELECT pg_try_advisory_lock(%s)", (REFRESH_LOCK_KEY,)).fetchone()
+    if not row or not row[0]:
+        return report
+    try:
+        while True:
+            hours = [
+                h
+                for (h,) in conn.execute(
+                    f"SELECT DISTINCT hour FROM {DIRTY_TABLE} WHERE hour + interval '1 hour' "
+                    "<= %s ORDER BY hour LIMIT %s",
+                    (now - SETTLE, HOURS_PER_TRANSACTION),
+                ).fetchall()
+            ]
+            if not hours:
+                return report
+            _refresh_hours(conn, hours, now - SETTLE, report)
+    finally:
+        conn.execute("SELECT pg_advisory_unlock(%s)", (REFRESH_LOCK_KEY,))
+
+
+def _refresh_hours(
+    conn: psycopg.Connection[Any], hours: list[datetime], closed: datetime, report: RefreshReport
+) -> None:
+    with conn.transaction():
+        # Only the marks committed before this statement; the spans they stand for are
+        # visible to every later statement of this transaction (READ COMMITTED).
+        conn.execute(f"DELETE FROM {DIRTY_TABLE} WHERE hour = ANY(%s)", (hours,))
+        conn.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE width = 1 AND start = ANY(%s)", (hours,))
+        for hour in hours:
+            report.rows += conn.execute(_ROLL_HOUR, {"start": hour, "end": hour + HOUR}).rowcount
+        conn.execute(
+            f"INSERT INTO {ROLLED_TABLE} (start, width) SELECT unnest(%s::timestamptz[]), 1 "
+            "ON CONFLICT (start, width) DO NOTHING",
+            (hours,),
+        )
+        report.hours += len(hours)
+        for width, child in LEVELS:
+            for start in sorted({period_start(h, width) for h in hours}):
+                if start + HOUR * width <= closed:
+                    report.wider += _roll_up(conn, start, width, child)
+
+
+def _roll_up(conn: psycopg.Connection[Any], start: datetime, width: int, child: int) -> int:
+    """Roll the period up from its ``child``-hour parts when they are all rolled (parts
+    never rolled are tried first: hours without spans that were never marked dirty are
+    rolled, empty); 1 if done."""
+    end = start + HOUR * width
+    if child > 1:
+        rolled = {
+            s
+            for (s,) in conn.execute(
+                f"SELECT start FROM {ROLLED_TABLE} WHERE width = %s AND start >= %s AND start < %s",
+                (child, start, end),
+            ).fetchall()
+        }
+        for i in range(width // child):
+            part = start + HOUR * child * i
+            if part not in rolled:
+                _roll_up(conn, part, child, _CHILD[child])
+    else:
+        conn.execute(
+            f"INSERT INTO {ROLLED_TABLE} (start, width) SELECT h, 1 "
+            "FROM unnest(%s::timestamptz[]) AS h "
+            f"WHERE NOT EXISTS (SELECT 1 FROM {DIRTY_TABLE} d WHERE d.hour = h) "
+            "ON CONFLICT (start, width) DO NOTHING",
+            ([start + HOUR * i for i in range(width)],),
+        )
+    conn.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE width = %s AND start = %s", (width, start))
+    conn.execute(f"DELETE FROM {ROLLED_TABLE} WHERE width = %s AND start = %s", (width, start))
+    row = conn.execute(
+        f"SELECT count(*) FROM {ROLLED_TABLE} WHERE width = %s AND start >= %s AND start < %s",
+        (child, start, end),
+    ).fetchone()
+    if not row or row[0] < width // child:
+        return 0
+    conn.execute(_ROLL_UP, {"start": start, "end": end, "width": width, "child": child})
+    conn.execute(f"INSERT INTO {ROLLED_TABLE} (start, width) VALUES (%s, %s)", (start, width))
+    return 1
+
+
+def forget_before(conn: psycopg.Connection[Any], cutoff: datetime) -> None:
+    """Retention: remove the rollups and marks of every period that began before
+    ``cutoff`` (a UTC midnight; the spans of those days are gone)."""
+    with conn.transaction():
+        # Waits for a refresh in progress, which could otherwise write rollups of a day
+        # just forgotten.
+        conn.execute("SELECT pg_advisory_xact_lock(%s)", (REFRESH_LOCK_KEY,))
+        for table, column in (
+            (ROLLUP_TABLE, "start"),
+            (ROLLED_TABLE, "start"),
+            (DIRTY_TABLE, "hour"),
+        ):
+            conn.execute(f"DELETE FROM {table} WHERE {column} < %s", (cutoff,))
