@@ -1,8 +1,15 @@
 """A real streaming replica of the test database's PostgreSQL 15 cluster, for the router
 test: ``pg_basebackup -R`` into a temp dir and a second postmaster on a free port, both
-run as the ``postgres`` OS user. ``unavailable()`` says why it cannot be made here (the
-embedded server, other binaries, no way to become ``postgres``, no replication entry in
-pg_hba.conf and no right to add one)."""
+run as the ``postgres`` OS user. ``unavailable()`` and ``allow_replication()`` say why it
+cannot be made here (the embedded server, other binaries, no way to become ``postgres``,
+replication refused and no right to change that); the test then skips with that reason.
+
+The one change to the machine: when the local PostgreSQL 15 service refuses ``postgres``
+a replication connection over 127.0.0.1, ``allow_replication`` appends ``HBA_LINE`` (a
+``trust`` rule for that user and address only) to the service's pg_hba.conf and reloads
+it. It does so once (the line is looked for first), never creates the file, and skips
+the test instead when the file is absent or cannot be written, or when the server still
+refuses after the reload."""
 
 from __future__ import annotations
 
@@ -19,8 +26,11 @@ from typing import Any
 
 import psycopg
 
+from tests.waiting import wait_for
+
 BIN = Path("/usr/lib/postgresql/15/bin")
 HBA_LINE = "host replication postgres 127.0.0.1/32 trust"
+NEWLINE = "\n"
 SLOT_PREFIX = "campus_test_replica_"
 # Settings a hot standby must have at least as high as its primary.
 _AT_LEAST_PRIMARY = (
@@ -59,26 +69,69 @@ def unavailable(primary: dict[str, Any]) -> str | None:
     return None
 
 
-def allow_replication(conn: psycopg.Connection[Any]) -> str | None:
-    """Make sure pg_hba.conf lets postgres replicate over 127.0.0.1 (adding HBA_LINE and
-    reloading when missing); the reason it cannot, or None."""
-    row = conn.execute("SHOW server_version_num").fetchone()
-    if not row or int(row[0]) // 10000 != 15:
-        return "the server is not PostgreSQL 15 (the replica's binaries are 15)"
-    rules = conn.execute(
-        "SELECT count(*) FROM pg_hba_file_rules WHERE error IS NULL AND type = 'host' "
-        "AND 'replication' = ANY(database) AND address = '127.0.0.1' AND auth_method = 'trust'"
-    ).fetchone()
-    if rules and rules[0]:
+def replication_refused(conninfo: str) -> str | None:
+    """Why the server refuses ``conninfo`` a replication connection (what pg_basebackup
+    opens), or None when it lets it in."""
+    try:
+        with psycopg.connect(conninfo, replication="true", autocommit=True, connect_timeout=10):
+            return None
+    except psycopg.Error as exc:
+        return str(exc).strip().splitlines()[-1]
+
+
+def append_once(path: Path, line: str, comment: str) -> str | None:
+    """Append ``line`` (after ``# comment``) to the text file at ``path`` unless a line of
+    it already equals it; the reason it cannot (absent, unreadable, unwritable), or None.
+    Never creates the file."""
+    try:
+        text = path.read_text()
+    except OSError as exc:
+        return f"{path} cannot be read ({exc.strerror or exc})"
+    if line in text.splitlines():
         return None
-    hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
-    if not os.access(hba, os.W_OK):
-        return f"{hba} has no replication entry and is not writable"
-    with hba.open("a") as f:
-        f.write(f"\n# streaming replica for the test suite (tests/replica.py)\n{HBA_LINE}\n")
-    conn.execute("SELECT pg_reload_conf()")
-    time.sleep(0.5)  # the postmaster re-reads pg_hba.conf on SIGHUP
+    try:
+        with path.open("r+") as f:  # r+: an absent file is an error, not created
+            f.seek(0, os.SEEK_END)
+            f.write(
+                f"{'' if not text or text.endswith(NEWLINE) else NEWLINE}\n# {comment}\n{line}\n"
+            )
+    except OSError as exc:
+        return f"{path} cannot be written ({exc.strerror or exc})"
     return None
+
+
+def allow_replication(conn: psycopg.Connection[Any], port: int) -> str | None:
+    """Make sure the server on ``port`` lets postgres replicate over 127.0.0.1 (as
+    pg_basebackup will); the reason it cannot, or None.
+
+    Nothing is changed when the server already allows it. Otherwise HBA_LINE is appended
+    to the server's pg_hba.conf (once: ``append_once``; never when the file is absent or
+    cannot be written) and the configuration reloaded; when the server still refuses (an
+    earlier rule of the file asks for a password, or the path is not this server's file,
+    e.g. a server in a container), the reason is returned and the test skips."""
+    conninfo = f"host=127.0.0.1 port={port} user=postgres dbname=postgres"
+    try:
+        row = conn.execute("SHOW server_version_num").fetchone()
+        if not row or int(row[0]) // 10000 != 15:
+            return "the server is not PostgreSQL 15 (the replica's binaries are 15)"
+        refused = replication_refused(conninfo)
+        if refused is None:
+            return None
+        hba = Path(str(conn.execute("SHOW hba_file").fetchone()[0]))  # type: ignore[index]
+        cannot = append_once(
+            hba, HBA_LINE, "streaming replica for the test suite (tests/replica.py)"
+        )
+        if cannot:
+            return f"replication refused ({refused}) and {cannot}"
+        conn.execute("SELECT pg_reload_conf()")
+        try:  # the postmaster re-reads pg_hba.conf on SIGHUP, soon after
+            wait_for(lambda: replication_refused(conninfo) is None, "replication", seconds=15)
+        except AssertionError:
+            still = replication_refused(conninfo)
+            return f"replication still refused with {HBA_LINE!r} in {hba}: {still}"
+        return None
+    except psycopg.Error as exc:  # e.g. not allowed to read the settings
+        return f"cannot check the server's replication access: {exc}"
 
 
 def _free_port() -> int:

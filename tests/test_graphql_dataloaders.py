@@ -9,9 +9,10 @@ from typing import Any
 import pytest
 from asgiref.sync import async_to_sync
 
-from graphql_api.dataloaders import root_spans, trace_spans
+from graphql_api.dataloaders import Loaders, root_spans, trace_spans
 from tests.graphql_support import Built, committed_dataset
 from tracing.models import OTelSpan, OTelTrace
+from tracing.read.spans import TraceExtent
 
 pytestmark = pytest.mark.django_db
 
@@ -42,6 +43,26 @@ def test_trace_spans_in_key_order_with_repeated_keys(
     library_spans = list(results[1].values())
     assert len(library_spans) == OTelTrace.objects.get(pk=library).span_count
     assert [s.started_at for s in library_spans] == sorted(s.started_at for s in library_spans)
+
+
+def test_trace_spans_by_extent_need_no_bounds_query(
+    data: Built, django_assert_num_queries: Any
+) -> None:
+    library = OTelTrace.objects.get(pk=uuid.UUID(data.ids["library"]))
+    failed = uuid.UUID(data.ids["failed"])
+
+    async def load(keys: list[trace_spans.Key]) -> list[trace_spans.Result]:
+        # A loader of its own (one request's), made in the loop that runs it.
+        return await Loaders().trace_spans.load_many(keys)
+
+    # The same trace by extent and by id is one load, bounded by the extent given.
+    with django_assert_num_queries(1):
+        by_extent, by_id = async_to_sync(load)([TraceExtent.of(library), library.id])
+    assert by_extent is by_id
+    assert len(by_extent) == library.span_count
+    with django_assert_num_queries(2):  # an id alone: its row's bounds, then the spans
+        [alone] = async_to_sync(load)([failed])
+    assert {span.trace_id for span in alone.values()} == {failed.hex}
 
 
 def test_root_spans_in_key_order_with_repeated_keys(

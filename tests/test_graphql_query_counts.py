@@ -156,8 +156,9 @@ def test_a_trace_of_1000_spans_costs_the_same_queries_as_a_small_one(
     assert max(s["depth"] for s in spans) == 3
     assert len(small["trace"]["spans"]) == 3
     assert n_small == n_big, "\n\n".join(sql)
-    # trace (with conversation), the trace's time bounds (partition pruning), spans, root span
-    assert n_big <= 4, "\n\n".join(sql)
+    # trace (with conversation), spans (bounded by the trace row's own start and end: no
+    # query for the bounds), root span
+    assert n_big == 3, "\n\n".join(sql)
 
 
 CONVERSATIONS = """

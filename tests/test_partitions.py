@@ -7,12 +7,16 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, date, datetime, timedelta
+from typing import Any
 
 import psycopg
 import pytest
 from django.db import connection
+from django.db.models import F
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export import SpanExportResult
 
+from tests.graphql_support import execute
 from tests.spans import agent_run_spans, started_at
 from tracing import partitions
 from tracing.export import PostgresSpanExporter, conninfo_for
@@ -125,3 +129,94 @@ def _executed(plan: str) -> str:
     """The plan lines of nodes that ran (run-time pruning marks the others "never
     executed")."""
     return "\n".join(line for line in plan.splitlines() if "never executed" not in line)
+
+
+def _retimed(span: ReadableSpan, start: datetime, end: datetime) -> ReadableSpan:
+    """``span`` with another start and end (end may lie before start: a clock set back)."""
+    return ReadableSpan(
+        name=span.name,
+        context=span.context,
+        parent=span.parent,
+        resource=span.resource,
+        attributes=span.attributes,
+        kind=span.kind,
+        status=span.status,
+        start_time=int(start.timestamp() * 1_000_000_000),
+        end_time=int(end.timestamp() * 1_000_000_000),
+        instrumentation_scope=span.instrumentation_scope,
+    )
+
+
+def _outside_extent(trace_id: uuid.UUID) -> int:
+    """Spans of the trace whose start lies outside its row's [started_at, ended_at]."""
+    with connection.cursor() as cur:
+        cur.execute(
+            "SELECT count(*) FROM tracing_otelspan s JOIN tracing_oteltrace t "
+            "ON t.id = s.trace_id WHERE t.id = %s "
+            "AND NOT (s.started_at BETWEEN t.started_at AND t.ended_at)",
+            [trace_id],
+        )
+        return int(cur.fetchone()[0])
+
+
+DETAIL = "query($id: ID!) { trace(id: $id) { spanCount spans { id } rootSpan { id depth } } }"
+
+
+def test_a_trace_row_bounds_every_span_even_one_that_ends_before_it_starts(
+    db_exporter: PostgresSpanExporter, django_assert_num_queries: Any
+) -> None:
+    """The trace row's start and end bound where its spans are (the reads prune day
+    partitions by them without looking them up): a span whose end lies before its start,
+    on a later day than every other end, and a span in the DEFAULT partition."""
+    with psycopg.connect(conninfo_for(), autocommit=True) as conn:
+        partitions.ensure_partitions(conn, DAY, days_ahead=3)
+    spans = started_at(agent_run_spans(), partitions.day_start(DAY) + timedelta(hours=5))
+    late = partitions.day_start(DAY + timedelta(days=2)) + timedelta(hours=1)
+    back = _retimed(spans[0], late, partitions.day_start(DAY) + timedelta(hours=6))
+    lost = datetime(2001, 1, 1, tzinfo=UTC)  # no day partition: DEFAULT
+    astray = _retimed(spans[1], lost, lost + timedelta(seconds=1))
+    db_exporter.export([back, astray, *spans[2:]])
+    trace = OTelTrace.objects.get(pk=tid(spans))
+    assert set(where_stored(trace.id)) == {
+        partitions.partition_name(DAY),
+        partitions.partition_name(DAY + timedelta(days=2)),
+        partitions.DEFAULT_PARTITION,
+    }
+    assert _outside_extent(trace.id) == 0
+    extent = read_spans.TraceExtent.of(trace)
+    with django_assert_num_queries(1):  # the spans, bounded: no bounds query, no re-read
+        found = read_spans.spans_by_trace([trace.id], {trace.id: extent})[trace.id]
+    assert len(found) == trace.span_count == len(spans)
+    # GraphQL: the trace, its spans (bounded by the row just read), the root span.
+    with django_assert_num_queries(3):
+        result = execute(DETAIL, {"id": trace.id.hex})
+    assert result.errors is None, result.errors
+    assert len(result.data["trace"]["spans"]) == len(spans)
+
+
+def test_spans_outside_a_stale_trace_row_extent_are_still_read(
+    db_exporter: PostgresSpanExporter, django_assert_num_queries: Any
+) -> None:
+    """Bounds are checked against the row's span count, not trusted: a row whose extent
+    misses spans (written by an older summary rule, or drifted) costs one more query, not
+    the spans."""
+    with psycopg.connect(conninfo_for(), autocommit=True) as conn:
+        partitions.ensure_partitions(conn, DAY, days_ahead=3)
+    spans = started_at(agent_run_spans(), partitions.day_start(DAY) + timedelta(hours=5))
+    db_exporter.export(spans)
+    first = min(s.started_at for s in OTelSpan.objects.filter(trace_id=tid(spans)))
+    # Only the first span within the extent; the others a day later than it says.
+    OTelTrace.objects.filter(pk=tid(spans)).update(
+        started_at=first, ended_at=first, root_span_id=""
+    )
+    OTelSpan.objects.filter(trace_id=tid(spans)).exclude(started_at=first).update(
+        started_at=F("started_at") + timedelta(days=1)
+    )
+    trace = OTelTrace.objects.get(pk=tid(spans))
+    assert _outside_extent(trace.id) == len(spans) - 1
+    with django_assert_num_queries(2):  # bounded, then the whole trace again
+        found = read_spans.spans_by_trace([trace.id], {trace.id: read_spans.TraceExtent.of(trace)})
+    assert len(found[trace.id]) == len(spans)
+    result = execute(DETAIL, {"id": trace.id.hex})
+    assert result.errors is None, result.errors
+    assert len(result.data["trace"]["spans"]) == len(spans)

@@ -7,7 +7,9 @@ read-only replica it would fail); once replay resumes, the run appears."""
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -40,11 +42,12 @@ def replica(
     reason = pg_replica.unavailable(primary_settings)
     if reason:
         pytest.skip(f"no streaming replica: {reason}")
+    port = int(primary_settings["PORT"] or 5432)
     with psycopg.connect(conninfo_for(), autocommit=True) as primary:
-        reason = pg_replica.allow_replication(primary)
+        reason = pg_replica.allow_replication(primary, port)
         if reason:
             pytest.skip(f"no streaming replica: {reason}")
-        server = pg_replica.StreamingReplica(primary, int(primary_settings["PORT"] or 5432))
+        server = pg_replica.StreamingReplica(primary, port)
         try:
             server.start()
             connections.settings[REPLICA] = {
@@ -118,3 +121,35 @@ def test_graphql_reads_come_from_the_replica_and_writes_go_to_the_primary(
             standby.execute("SELECT pg_wal_replay_resume()")
             replica.caught_up(dbname)
             assert second in _listed(http, secret)
+
+
+# --- the one change the replica test makes to the machine: pg_hba.conf -----------------
+
+
+def test_the_replication_line_is_appended_once_and_never_to_an_absent_file(
+    tmp_path: Path,
+) -> None:
+    hba = tmp_path / "pg_hba.conf"
+    hba.write_text("local all all peer")  # no final newline
+    for _ in range(2):
+        assert pg_replica.append_once(hba, pg_replica.HBA_LINE, "why") is None
+    assert hba.read_text() == f"local all all peer\n\n# why\n{pg_replica.HBA_LINE}\n"
+
+    absent = tmp_path / "absent" / "pg_hba.conf"
+    reason = pg_replica.append_once(absent, pg_replica.HBA_LINE, "why")
+    assert reason is not None and "cannot be read" in reason
+    assert not absent.exists() and not absent.parent.exists()
+
+    unwritable = tmp_path / "a-directory"  # opening it for writing fails, even for root
+    unwritable.mkdir()
+    assert pg_replica.append_once(unwritable, pg_replica.HBA_LINE, "why") is not None
+
+
+@pytest.mark.skipif(os.geteuid() == 0, reason="root writes read-only files")
+def test_a_read_only_hba_file_is_left_as_it_is(tmp_path: Path) -> None:
+    hba = tmp_path / "pg_hba.conf"
+    hba.write_text("local all all peer\n")
+    hba.chmod(0o444)
+    reason = pg_replica.append_once(hba, pg_replica.HBA_LINE, "why")
+    assert reason is not None and "cannot be written" in reason
+    assert hba.read_text() == "local all all peer\n"

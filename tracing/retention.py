@@ -9,15 +9,17 @@ chat app's data) are not touched either; their ``traces`` links simply end.
 
 ``prune`` removes, in this order: every day partition of the span table that lies wholly
 before the cutoff (one ``DROP TABLE`` of them all, with a lock timeout so ingest never
-waits long), old rows of the DEFAULT partition and the straddlers' newer spans
-(bounded batches; the hours those leave are marked dirty for the span rollups), the trace
-rows (bounded batches, ``SKIP LOCKED`` so a trace the exporter is updating is left for the
-next run), and the span rollups of the removed days (``tracing.rollups.forget_before``).
-It is idempotent (a second run finds nothing), safe while ingest runs, and holds a
-PostgreSQL advisory lock so two processes never prune at once. ``MaintenanceThread`` runs
-partition creation and (unless ``TRACE_PRUNE_SCHEDULE=off``) pruning from the ASGI
-process, at most once an hour, and the span rollups' refresh (``tracing.rollups.refresh``)
-every minute.
+waits long); the trace rows, in batches of ``BATCH`` by ranges of start time on the
+``trace_started_idx`` index (one statement and one short transaction each, ``SKIP
+LOCKED`` so a trace the exporter is updating is left for the next run, never waited
+for), with the straddlers' newer spans (the hours those leave are marked dirty for the
+span rollups); then the old rows of the DEFAULT partition (bounded batches), which also
+takes spans ingest stored for the removed runs meanwhile; and the span rollups of the
+removed days (``tracing.rollups.forget_before``). It is idempotent (a second run finds
+nothing), safe while ingest runs, and holds a PostgreSQL advisory lock so two processes
+never prune at once. ``MaintenanceThread`` runs partition creation and (unless
+``TRACE_PRUNE_SCHEDULE=off``) pruning from the ASGI process, at most once an hour, and the
+span rollups' refresh (``tracing.rollups.refresh``) every minute.
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ logger = logging.getLogger(__name__)
 
 # pg_try_advisory_lock key: "tracing.prune" as a number, shared by every process.
 PRUNE_LOCK_KEY = 0x74726163_65707275
-BATCH = 5000
+BATCH = 20_000
 LOCK_TIMEOUT = "2s"
 LOCK_ATTEMPTS = 5
 PERIOD_S = 3600.0
@@ -95,8 +97,10 @@ def prune(
             if not dry_run:
                 partitions.ensure_partitions(conn, now.astimezone(UTC).date())
             _drop_partitions(conn, report)
-            _delete_default_rows(conn, report, batch)
             _delete_traces(conn, report, batch)
+            # After the trace rows: it also takes spans that ingest stored for those runs
+            # while they were being deleted (old-dated: the DEFAULT partition).
+            _delete_default_rows(conn, report, batch)
             if not dry_run:
                 rollups.forget_before(conn, cutoff)
         finally:
@@ -146,6 +150,7 @@ def _drop_partitions(conn: psycopg.Connection[Any], report: PruneReport) -> None
 
 
 def _delete_default_rows(conn: psycopg.Connection[Any], report: PruneReport, batch: int) -> None:
+    """Old spans in the DEFAULT partition (no day partition held them), in batches."""
     table = sql.Identifier(DEFAULT_PARTITION)
     if report.dry_run:
         row = conn.execute(
@@ -165,13 +170,33 @@ def _delete_default_rows(conn: psycopg.Connection[Any], report: PruneReport, bat
             return
 
 
-_DOOMED = (
-    "SELECT id, started_at, ended_at FROM tracing_oteltrace WHERE started_at < %s "
-    "ORDER BY started_at LIMIT %s FOR UPDATE SKIP LOCKED"
+# The start that closes the next batch: ``batch`` rows on from the last one, by the
+# trace_started_idx index (no rows re-read, none of the dead ones the batches before left).
+_BATCH_END = (
+    "SELECT started_at FROM tracing_oteltrace WHERE started_at > %s AND started_at < %s "
+    "ORDER BY started_at OFFSET %s LIMIT 1"
 )
+# One batch: the trace rows that started in (after, until] (``until`` inclusive for a
+# batch that ends on a row, exclusive when it ends at the cutoff), in one statement; rows
+# the exporter holds are skipped (left for the next prune), never waited for. Returns how
+# many went, and the runs that straddle the cutoff (their newer spans go too).
+_DELETE_BATCH = """
+WITH gone AS (
+    DELETE FROM tracing_oteltrace WHERE id IN (
+        SELECT id FROM tracing_oteltrace
+        WHERE started_at > %(after)s AND started_at {until} %(until)s
+        FOR UPDATE SKIP LOCKED)
+    RETURNING id, ended_at)
+SELECT count(*), coalesce(array_agg(id) FILTER (WHERE ended_at >= %(cutoff)s), '{{}}')
+FROM gone
+"""
+_NEVER = datetime.min.replace(tzinfo=UTC)
 
 
 def _delete_traces(conn: psycopg.Connection[Any], report: PruneReport, batch: int) -> None:
+    """The trace rows of the runs that started before the cutoff, in batches of about
+    ``batch`` by ranges of start time, each its own short transaction; and the spans of
+    runs that straddle the cutoff (the day partitions before it are gone already)."""
     cutoff = report.cutoff
     if report.dry_run:
         row = conn.execute(
@@ -180,37 +205,39 @@ def _delete_traces(conn: psycopg.Connection[Any], report: PruneReport, batch: in
         report.traces += int(row[0]) if row else 0
         row = conn.execute(
             "SELECT count(*) FROM tracing_oteltrace t JOIN tracing_otelspan s "
-            "ON s.trace_id = t.id AND s.started_at >= %s AND s.started_at <= t.ended_at "
+            "ON s.trace_id = t.id AND s.started_at >= %s "
             "WHERE t.started_at < %s AND t.ended_at >= %s",
             (cutoff, cutoff, cutoff),
         ).fetchone()
         report.loose_spans += int(row[0]) if row else 0
         return
+    after = _NEVER
     while True:
         with conn.transaction():
-            rows = conn.execute(_DOOMED, (cutoff, batch)).fetchall()
-            if not rows:
-                return
-            ids = [trace_id for trace_id, _, _ in rows]
-            starts = [started for _, started, _ in rows]
-            ends = [ended for _, _, ended in rows if ended is not None]
-            # Whatever spans of these runs are still stored: the later ones of a run that
-            # straddles the cutoff, and ones ingest wrote to the DEFAULT partition after
-            # it was swept. Bounded by the runs' extent, so PostgreSQL reads only the
-            # DEFAULT partition and the days from the cutoff to the latest end.
-            # The hours those spans leave are marked for the rollups (tracing.rollups).
+            row = conn.execute(_BATCH_END, (after, cutoff, batch - 1)).fetchone()
+            until, last = (row[0], False) if row else (cutoff, True)
+            statement = _DELETE_BATCH.format(until="<" if last else "<=")
             gone = conn.execute(
-                f"WITH gone AS (DELETE FROM {SPAN_TABLE} WHERE trace_id = ANY(%s) "
-                "AND started_at >= %s AND started_at <= %s RETURNING started_at), "
-                f"marked AS (INSERT INTO {rollups.DIRTY_TABLE} (hour) "
-                "SELECT DISTINCT date_trunc('hour', started_at, 'UTC') FROM gone) "
-                "SELECT count(*) FROM gone",
-                (ids, min(starts), max(ends, default=cutoff)),
+                statement, {"after": after, "until": until, "cutoff": cutoff}
             ).fetchone()
-            report.loose_spans += int(gone[0]) if gone else 0
-            report.traces += conn.execute(
-                "DELETE FROM tracing_oteltrace WHERE id = ANY(%s)", (ids,)
-            ).rowcount
+            assert gone is not None
+            report.traces += int(gone[0])
+            if gone[1]:
+                # Not bounded above: a stale end must not leave spans behind, and the few
+                # straddlers cost a key probe per day partition. The hours those spans
+                # leave are marked for the rollups (tracing.rollups).
+                row = conn.execute(
+                    f"WITH gone AS (DELETE FROM {SPAN_TABLE} WHERE trace_id = ANY(%s) "
+                    "AND started_at >= %s RETURNING started_at), "
+                    f"marked AS (INSERT INTO {rollups.DIRTY_TABLE} (hour) "
+                    "SELECT DISTINCT date_trunc('hour', started_at, 'UTC') FROM gone) "
+                    "SELECT count(*) FROM gone",
+                    (gone[1], cutoff),
+                ).fetchone()
+                report.loose_spans += int(row[0]) if row else 0
+        if last:
+            return
+        after = until
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,9 @@ class Loaders:
 
     # Every span of a trace, placed in its tree (one query for all the traces asked).
     trace_spans: DataLoader[trace_span_loader.Key, trace_span_loader.Result] = field(
-        default_factory=lambda: DataLoader(load_fn=trace_span_loader.load)
+        default_factory=lambda: DataLoader(
+            load_fn=trace_span_loader.load, cache_key_fn=trace_span_loader.trace_id_of
+        )
     )
     # Only the root span, for lists of traces (does not read whole traces).
     root_span: DataLoader[root_span_loader.Key, root_span_loader.Result] = field(

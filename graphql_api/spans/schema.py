@@ -18,7 +18,7 @@ from strawberry.types.nodes import SelectedField, Selection
 from graphql_api.context import loaders
 from graphql_api.permissions import staff_only
 from graphql_api.spans.types import SpanType
-from tracing.read.spans import SpanRecord, find_span
+from tracing.read.spans import SpanRecord, TraceExtent, find_span
 from tracing.read.tree import SpanTree
 
 # The Span fields whose values depend on the other spans of the trace.
@@ -35,10 +35,11 @@ def asks_tree(selections: Sequence[Selection]) -> bool:
     return False
 
 
-async def placed_span(span: SpanRecord, info: Info) -> SpanType:
-    """The ``Span`` of a record fetched without its trace, for the field ``info`` resolves."""
+async def placed_span(span: SpanRecord, info: Info, trace: TraceExtent | None = None) -> SpanType:
+    """The ``Span`` of a record fetched without its trace's other spans, for the field
+    ``info`` resolves (``trace``: its trace row's extent, when the caller has read it)."""
     if any(asks_tree(field.selections) for field in info.selected_fields):
-        spans = await loaders(info).trace_spans.load(span.trace_id)
+        spans = await loaders(info).trace_spans.load(trace or span.trace_id)
         placed = spans.get(span.span_id)
         if placed is not None:
             return placed

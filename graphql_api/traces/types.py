@@ -24,6 +24,7 @@ from graphql_api.spans.types import SpanColumnsType, SpanType
 from graphql_api.traces.filters import TraceFilter
 from graphql_api.traces.ordering import TraceOrder, ordered_traces
 from tracing.models import AgentStatus, OTelTrace
+from tracing.read.spans import TraceExtent
 
 if TYPE_CHECKING:
     from graphql_api.conversations import ConversationType, MessageType
@@ -105,7 +106,7 @@ class TraceType:
         span = await loaders(info).root_span.load(
             (root.id, root.root_span_id, root.started_at, root.ended_at)
         )
-        return await placed_span(span, info) if span is not None else None
+        return await placed_span(span, info, TraceExtent.of(root)) if span is not None else None
 
     @classmethod
     def get_queryset(
@@ -124,7 +125,7 @@ class TraceType:
         description="Every span of the run, flat, ordered by start (with depth and offsetMs).",
     )
     async def spans(self, root: Parent[OTelTrace], info: Info) -> list[SpanType]:
-        return list((await loaders(info).trace_spans.load(root.id)).values())
+        return list((await loaders(info).trace_spans.load(TraceExtent.of(root))).values())
 
     @strawberry_django.field(
         description=(
@@ -133,7 +134,7 @@ class TraceType:
         ),
     )
     async def span_columns(self, root: Parent[OTelTrace], info: Info) -> SpanColumnsType:
-        spans = await loaders(info).trace_spans.load(root.id)
+        spans = await loaders(info).trace_spans.load(TraceExtent.of(root))
         return SpanColumnsType.of(list(spans.values()))
 
 

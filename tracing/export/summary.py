@@ -58,8 +58,12 @@ class TraceDelta:
         self.span_count += 1
         if self.started_at is None or row.started_at < self.started_at:
             self.started_at = row.started_at
-        if self.ended_at is None or row.ended_at > self.ended_at:
-            self.ended_at = row.ended_at
+        # A span's start counts as an end too: a span that ends before it starts (a clock
+        # set back; its duration is stored as 0) still lies within [started_at, ended_at],
+        # the bounds the reads prune day partitions by (tracing.read.spans.TraceExtent).
+        ended = row.ended_at if row.ended_at > row.started_at else row.started_at
+        if self.ended_at is None or ended > self.ended_at:
+            self.ended_at = ended
         self.input_tokens += facts.input_tokens
         self.output_tokens += facts.output_tokens
         self.agent_work = self.agent_work or facts.agent_work or row.in_agent_run
@@ -259,6 +263,10 @@ _DELTA = "jsonb_to_recordset(%s::jsonb) AS u({})".format(
 _TOOLS = "ARRAY(SELECT jsonb_array_elements_text(u.tools_json::jsonb)) AS tools"
 
 # One statement advances every touched trace stored already (see INSERT_FRESH_TRACES).
+# ``OFFSET 0`` keeps ``d`` a subquery of its own: pulled up into the statement, each of
+# the MERGE rules' references to ``take_root`` became a copy of ROOT_RULE's subquery over
+# every day partition of the span table (planned and run ~10 times over; 2-3x the time of
+# the whole statement with 90 days of partitions, benchmarks/RESULTS.md).
 UPDATE_TRACES = f"""
 UPDATE tracing_oteltrace t SET
     {", ".join(f"{column} = {rule}" for column, rule in MERGE.items())},
@@ -266,6 +274,7 @@ UPDATE tracing_oteltrace t SET
 FROM (
     SELECT u.*, {_TOOLS}, {ROOT_RULE} AS take_root
     FROM {_DELTA} JOIN tracing_oteltrace t ON t.id = u.id
+    OFFSET 0
 ) d
 WHERE t.id = d.id
 """
@@ -276,6 +285,7 @@ SELECT d.id, {", ".join(MERGE.values())}, now()
 FROM (
     SELECT u.*, {_TOOLS}, {ROOT_RULE} AS take_root
     FROM {_DELTA} CROSS JOIN t
+    OFFSET 0
 ) d CROSS JOIN t
 """
 INSERT_NEW_TRACES = (

@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Collection, Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any, NamedTuple
 
 import orjson
 from django.db import connections, router
-from django.db.models import Exists, F, Max, Min, OuterRef, Q, QuerySet, TextField
+from django.db.models import Exists, F, OuterRef, Q, QuerySet, TextField
 from django.db.models.expressions import RawSQL
 from django.db.models.functions import Cast
 
@@ -147,32 +147,81 @@ def find_span(trace_id: str, span_id: str) -> SpanRecord | None:
     return rows[0] if rows else None
 
 
-def within_traces(trace_ids: Sequence[uuid.UUID]) -> Q:
-    """Bounds ``started_at`` to the traces' own extent, so PostgreSQL plans and reads only
-    the day partitions those traces span instead of every day's index (one small query on
-    the trace table first: literal bounds let the planner prune, which also keeps planning
-    time flat as days accumulate). Exact, not a heuristic: a trace's started_at / ended_at
-    are the min start / max end of its stored spans, written in the same transaction as the
-    spans (tracing.export.summary)."""
-    bounds = OTelTrace.objects.filter(id__in=list(trace_ids)).aggregate(
-        lo=Min("started_at"), hi=Max("ended_at")
+class TraceExtent(NamedTuple):
+    """What a trace row says about where its spans are: every stored span of the trace
+    starts within ``[started_at, ended_at]`` (``tracing.export.summary``: the min start and
+    the max of every end and start, written in the same transaction as the spans), and
+    there are ``span_count`` of them."""
+
+    trace_id: uuid.UUID
+    started_at: datetime | None
+    ended_at: datetime | None
+    span_count: int
+
+    @classmethod
+    def of(cls, trace: OTelTrace) -> TraceExtent:
+        return cls(trace.id, trace.started_at, trace.ended_at, trace.span_count)
+
+
+def trace_extents(trace_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, TraceExtent]:
+    """The extent of each stored trace of ``trace_ids`` (one query; unknown ids are left
+    out)."""
+    rows = OTelTrace.objects.filter(id__in=list(trace_ids)).values_list(
+        "id", "started_at", "ended_at", "span_count"
     )
-    if bounds["lo"] is None or bounds["hi"] is None:
+    return {row[0]: TraceExtent._make(row) for row in rows}
+
+
+def within(extents: Collection[TraceExtent]) -> Q:
+    """Bounds ``started_at`` to the traces' extent, so PostgreSQL plans and reads only the
+    day partitions those traces span instead of every day's index (literal bounds let the
+    planner prune, which also keeps planning time flat as days accumulate)."""
+    starts = [e.started_at for e in extents if e.started_at is not None]
+    ends = [e.ended_at for e in extents if e.ended_at is not None]
+    if not starts or not ends:
         return Q()  # no stored summary to bound by: read without bounds
-    return Q(started_at__gte=bounds["lo"], started_at__lte=bounds["hi"])
+    return Q(started_at__gte=min(starts), started_at__lte=max(ends))
 
 
-def spans_by_trace(trace_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, list[SpanRecord]]:
-    """Every span of each trace, ordered by start: ONE query for all the traces."""
+def within_traces(trace_ids: Sequence[uuid.UUID]) -> Q:
+    """``within`` the stored extents of ``trace_ids`` (one small query on the trace table
+    first)."""
+    return within(trace_extents(trace_ids).values())
+
+
+def _ordered_spans(trace_ids: list[uuid.UUID], bounds: Q) -> list[SpanRecord]:
+    return span_records(
+        OTelSpan.objects.filter(bounds, trace_id__in=trace_ids).order_by(
+            "trace_id", "started_at", "span_id"
+        )
+    )
+
+
+def spans_by_trace(
+    trace_ids: Sequence[uuid.UUID], known: Mapping[uuid.UUID, TraceExtent] | None = None
+) -> dict[uuid.UUID, list[SpanRecord]]:
+    """Every span of each trace, ordered by start: ONE query for all the traces, bounded
+    by their extents (``known`` ones as given, e.g. from the trace rows a request already
+    read; the others read first, one more query).
+
+    The bounds are checked, not trusted: a trace that comes back with fewer spans than its
+    row counts (a summary written before the bounds rule covered every span, or one that
+    drifted) is read again without them, so a wrong extent costs a query, never a span."""
     out: dict[uuid.UUID, list[SpanRecord]] = {trace_id: [] for trace_id in trace_ids}
     if not trace_ids:
         return out
-    for span in span_records(
-        OTelSpan.objects.filter(within_traces(list(out)), trace_id__in=list(out)).order_by(
-            "trace_id", "started_at", "span_id"
-        )
-    ):
+    extents = {t: known[t] for t in out if known and t in known}
+    missing = [t for t in out if t not in extents]
+    if missing:
+        extents.update(trace_extents(missing))
+    for span in _ordered_spans(list(out), within(extents.values())):
         out[span.trace_id].append(span)
+    short = [t for t, e in extents.items() if t in out and len(out[t]) < e.span_count]
+    if short:
+        for trace_id in short:
+            out[trace_id] = []
+        for span in _ordered_spans(short, Q()):
+            out[span.trace_id].append(span)
     return out
 
 
