@@ -3,9 +3,11 @@ working tree against a git revision, on an existing database.
 
 What it owns: the before/after figure of that statement in benchmarks/RESULTS.md ("Months
 of traces"). One batch of fresh runs (``bench_ingest.generate_spans``, dated now) is made
-into its summary delta once; then, in one transaction rolled back at the end, its trace
-rows are inserted and each version's ``UPDATE`` runs ``--reps`` times, alternately, under
-``EXPLAIN ANALYZE`` (planning and execution time as PostgreSQL reports them).
+into its summary delta once; then, in one transaction rolled back at the end (jit off, as
+the writer runs it), its trace rows are inserted and each version's ``UPDATE`` runs
+``--reps`` times, alternately, under ``EXPLAIN ANALYZE`` (planning and execution time as
+PostgreSQL reports them). The revision compared must take the delta as one JSON parameter
+(8863dd9 and later); the earlier figures in RESULTS were taken before that change.
 
 Usage::
 
@@ -41,7 +43,13 @@ def main() -> None:
 
     from tracing.export import conninfo_for
     from tracing.export.rows import span_to_row
-    from tracing.export.summary import INSERT_TRACE_IDS, UPDATE_TRACES, delta_params, summarize
+    from tracing.export.summary import (
+        INSERT_FRESH_TRACES,
+        NO_JIT,
+        UPDATE_TRACES,
+        delta_params,
+        summarize,
+    )
 
     source = _git_show(args.compare_with, "tracing/export/summary.py") or ""
     match = re.search(r'^UPDATE_TRACES = f"""(.*?)"""', source, re.M | re.S)
@@ -56,7 +64,8 @@ def main() -> None:
     print(machine_line(conninfo), flush=True)
     times: dict[str, dict[str, list[float]]] = {v: {"plan": [], "run": []} for v in versions}
     with psycopg.connect(conninfo) as conn:
-        conn.execute(INSERT_TRACE_IDS, (list(deltas),))
+        conn.execute(NO_JIT)
+        conn.execute(INSERT_FRESH_TRACES, params)
         for rep in range(args.reps + 1):
             for label in versions if rep % 2 else reversed(versions):
                 plan = "\n".join(
