@@ -4,7 +4,8 @@
 1. 10,000 agent runs x 16 spans (``invoke_agent`` → ``knowledge_routing``, 3 x
    ``iteration_N`` → ``token_management``, ``chat <model>`` with its ``POST``, one
    ``execute_tool`` with its ``SELECT``) are made by a real TracerProvider, before timing.
-2. The server: ``uvicorn campus_core.asgi:application`` (``--workers N``) in a subprocess,
+2. The server: ``uvicorn campus_core.asgi:application`` (``--workers N``, default one per
+   core as deployed) in a subprocess,
    on a database of its own (``<DB name>_otlpbench``, created, migrated and dropped like
    bench_ingest's), an ingest token from ``create_api_token --scope ingest``.
 3. The burst: client threads (``--threads`` in each of ``--client-processes`` forked
@@ -332,7 +333,12 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--batch", type=int, default=512)
     parser.add_argument("--threads", type=int, default=4, help="client threads per process")
     parser.add_argument("--client-processes", type=int, default=1, help="client processes sending")
-    parser.add_argument("--workers", type=int, default=1, help="uvicorn worker processes")
+    parser.add_argument(
+        "--workers",
+        type=int,
+        default=os.cpu_count() or 1,
+        help="uvicorn worker processes (default: one per core, as deployed)",
+    )
     parser.add_argument(
         "--max-writes", type=int, default=None, help="OTLP_MAX_CONCURRENT_WRITES per worker"
     )
