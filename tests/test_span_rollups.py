@@ -13,7 +13,6 @@ from typing import Any
 
 import psycopg
 import pytest
-from django.contrib.auth import get_user_model
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from opentelemetry.sdk.trace import TracerProvider
@@ -21,11 +20,10 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import StatusCode
 
-from campus_core.chat.models import Conversation
 from tests.graphql_support import (
     T0,
     Built,
-    build_dataset,
+    committed_dataset,
     execute,
     ns,
     percentile_cont,
@@ -35,7 +33,6 @@ from tracing.conventions import semconv
 from tracing.export import PostgresSpanExporter, conninfo_for
 from tracing.models import (
     OTelSpan,
-    OTelTrace,
     SpanRollup,
     SpanRollupDirty,
     SpanRollupRolled,
@@ -57,20 +54,13 @@ def refresh() -> rollups.RefreshReport:
 
 @pytest.fixture(scope="module")
 def data(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Built]:
-    with django_db_blocker.unblock():
-        exporter = PostgresSpanExporter(keep_untagged=True)
-        try:
-            built = build_dataset(exporter)
-        finally:
-            exporter.shutdown()
-        refresh()
-    yield built
-    with django_db_blocker.unblock():
-        OTelTrace.objects.all().delete()
-        Conversation.objects.all().delete()
-        get_user_model().objects.all().delete()
-        for model in (SpanRollup, SpanRollupRolled, SpanRollupDirty):
-            model.objects.all().delete()
+    with committed_dataset(django_db_blocker) as built:
+        with django_db_blocker.unblock():
+            refresh()
+        yield built
+        with django_db_blocker.unblock():
+            for model in (SpanRollup, SpanRollupRolled, SpanRollupDirty):
+                model.objects.all().delete()
 
 
 def stored() -> list[SpanRecord]:
