@@ -622,6 +622,46 @@ def test_staff_filters_opens_a_trace_reads_a_chat_span_and_crosses_to_the_conver
     assert page.input_value("input[name=conversationId]") == str(calc.conversation_id)
 
 
+def test_a_page_keeps_within_the_users_in_flight_limit_and_waits_out_a_429(
+    live_server_url: str, page: Any, agent_runs: AgentRuns, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A conversation's list opens five queries at once (list, stats, options, retention,
+    conversation). The API answers 429 past GRAPHQL_MAX_IN_FLIGHT_PER_USER requests in
+    flight per user; the page keeps below it and waits out a 429's Retry-After."""
+    from graphql_api import views as graphql_views
+
+    monkeypatch.setattr(settings, "GRAPHQL_MAX_IN_FLIGHT_PER_USER", 2)
+    base = live_server_url
+    staffer = make_user("staffer", staff=True)
+    calc = agent_runs.calculate
+    admin_login(page, base, "staffer")
+    url = f"{base}/admin/agent-traces/?conversationId={calc.conversation_id}"
+    statuses: list[int] = []
+    page.on("response", lambda r: statuses.append(r.status) if "/graphql/" in r.url else None)
+
+    # Within the limit: every query answered, none refused.
+    page.goto(url)
+    wait_list(page)
+    page.wait_for_selector(".trace-filters-conversation a.conversation-link")
+    page.wait_for_selector(".trace-retention:not([hidden])")
+    assert len(statuses) >= 5 and set(statuses) == {200}, statuses
+    assert not page.locator(".viewer-error:not([hidden])").count()
+    assert [r.get_attribute("data-trace-id") for r in list_rows(page).all()] == [calc.id.hex]
+
+    # The user's slots taken elsewhere (another tab's requests still running): the page's
+    # queries get 429, wait, and are answered once the slots are free again.
+    graphql_views._in_flight[staffer.pk] += 2
+    try:
+        with page.expect_response(lambda r: "/graphql/" in r.url and r.status == 429):
+            page.goto(url)
+    finally:
+        graphql_views._in_flight[staffer.pk] -= 2
+    wait_list(page)
+    page.wait_for_selector(".trace-filters-conversation a.conversation-link")
+    assert [r.get_attribute("data-trace-id") for r in list_rows(page).all()] == [calc.id.hex]
+    assert not page.locator(".viewer-error:not([hidden])").count()
+
+
 def test_a_span_is_shared_by_url_and_messages_link_to_the_admin(
     live_server_url: str, page: Any, agent_runs: AgentRuns
 ) -> None:

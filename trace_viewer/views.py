@@ -9,6 +9,7 @@ is deliberately no query of OTelTrace/OTelSpan here: one read path, one permissi
 
 from __future__ import annotations
 
+from django.conf import settings
 from django.contrib import admin
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import get_token
@@ -36,6 +37,9 @@ def _page_context(request: HttpRequest, title: str) -> dict[str, object]:
         "graphqlUrl": _graphql_url(),
         # The API checks CSRF on POST like any session-authenticated endpoint.
         "csrfToken": get_token(request),
+        # The API answers 429 past this many requests in flight per user: a page opens
+        # several queries at once (list, stats, options, ...), so it keeps below it.
+        "maxInFlight": settings.GRAPHQL_MAX_IN_FLIGHT_PER_USER,
         "listUrl": reverse("agent_traces"),
         "spanListUrl": reverse("agent_spans"),
         "traceUrlTemplate": reverse("agent_trace_detail", args=["0" * 32]).replace(

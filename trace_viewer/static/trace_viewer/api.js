@@ -19,20 +19,62 @@ function cookie(name) {
   return "";
 }
 
+// The API allows a user GRAPHQL_MAX_IN_FLIGHT_PER_USER requests in flight (429 past it).
+// A page opens several queries at once, and a page left a moment ago may still have some
+// running on the server: so this page keeps at most `maxInFlight - 1` of its own in
+// flight (one spare for another tab), queues the rest, and answers a 429 by waiting its
+// Retry-After and sending again (a few times, then the error is shown).
+const MAX_IN_FLIGHT = Math.max(1, (Number(config.maxInFlight) || 4) - 1);
+const RETRIES_ON_429 = 5;
+let inFlight = 0;
+const queued = [];
+
+async function takeSlot() {
+  if (inFlight < MAX_IN_FLIGHT) {
+    inFlight += 1;
+    return;
+  }
+  await new Promise((resolve) => queued.push(resolve)); // the slot is handed over
+}
+
+function releaseSlot() {
+  const next = queued.shift();
+  if (next) next();
+  else inFlight -= 1;
+}
+
+function retryDelayMs(response) {
+  const seconds = Number(response.headers.get("Retry-After"));
+  return (Number.isFinite(seconds) && seconds > 0 ? Math.min(seconds, 10) : 1) * 1000;
+}
+
+async function post(query, variables) {
+  await takeSlot();
+  try {
+    for (let attempt = 0; ; attempt += 1) {
+      const response = await fetch(config.graphqlUrl, {
+        method: "POST",
+        credentials: "same-origin",
+        headers: {
+          "Content-Type": "application/json",
+          Accept: "application/json",
+          // The cookie is the freshest token (a login in another tab rotates it).
+          "X-CSRFToken": cookie("csrftoken") || config.csrfToken,
+        },
+        body: JSON.stringify({ query, variables }),
+      });
+      if (response.status !== 429 || attempt >= RETRIES_ON_429) return response;
+      await new Promise((resolve) => setTimeout(resolve, retryDelayMs(response)));
+    }
+  } finally {
+    releaseSlot();
+  }
+}
+
 export async function graphql(query, variables = {}) {
   let response;
   try {
-    response = await fetch(config.graphqlUrl, {
-      method: "POST",
-      credentials: "same-origin",
-      headers: {
-        "Content-Type": "application/json",
-        Accept: "application/json",
-        // The cookie is the freshest token (a login in another tab rotates it).
-        "X-CSRFToken": cookie("csrftoken") || config.csrfToken,
-      },
-      body: JSON.stringify({ query, variables }),
-    });
+    response = await post(query, variables);
   } catch (err) {
     throw new GraphQLError(`The GraphQL endpoint could not be reached: ${err.message}`);
   }
