@@ -134,26 +134,9 @@ class Ingest(threading.Thread):
 def recent(spans: list[Any]) -> list[Any]:
     """``generate_spans``' runs moved to the last minutes (it dates them in 2025), so ingest
     writes into today's partition as in production, not into the DEFAULT one."""
-    from opentelemetry.sdk.trace import Event, ReadableSpan
+    from tracing.synthetic.moved import moved_to
 
-    shift = time.time_ns() - 60 * 10**9 - min(s.start_time for s in spans)
-    return [
-        ReadableSpan(
-            name=s.name,
-            context=s.context,
-            parent=s.parent,
-            resource=s.resource,
-            attributes=s.attributes,
-            events=[Event(e.name, e.attributes, e.timestamp + shift) for e in s.events],
-            links=s.links,
-            kind=s.kind,
-            status=s.status,
-            start_time=s.start_time + shift,
-            end_time=s.end_time + shift,
-            instrumentation_scope=s.instrumentation_scope,
-        )
-        for s in spans
-    ]
+    return moved_to(spans, time.time_ns() - 60 * 10**9)
 
 
 def while_ingesting(conninfo: str, spans: list[Any], work: Any) -> tuple[float, float, Any]:

@@ -146,6 +146,20 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def wait_listening(proc: subprocess.Popen[bytes], port: int, seconds: float = 60) -> None:
+    """Return once something accepts connections on ``port``; fail if ``proc`` exits or
+    ``seconds`` pass first (a server subprocess starting)."""
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the server on port {port} did not start") from None
+            time.sleep(0.1)
+
+
 @contextmanager
 def running_server(sql_log: str | None = None, root: Path = ROOT) -> Iterator[tuple[str, int]]:
     """The server's base URL and process id; ``root``: the checkout served (its own venv)."""
@@ -157,15 +171,7 @@ def running_server(sql_log: str | None = None, root: Path = ROOT) -> Iterator[tu
     script = root / "benchmarks/bench_query.py"
     proc = subprocess.Popen([str(python), str(script), "--serve", str(port)], env=env, cwd=root)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the uvicorn server did not start") from None
-                time.sleep(0.1)
+        wait_listening(proc, port)
         yield f"http://127.0.0.1:{port}", proc.pid
     finally:
         proc.terminate()

@@ -42,6 +42,8 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
+sys.path.insert(0, str(ROOT / "benchmarks"))
+from bench_query import wait_listening  # noqa: E402
 
 STATS_ENV = "STALL_STATS_FILE"
 GC_ENV = "STALL_GC"
@@ -148,15 +150,7 @@ def running_server(gc_mode: str, stats_path: str) -> Iterator[str]:
     env = dict(os.environ, **{STATS_ENV: stats_path, GC_ENV: gc_mode})
     proc = subprocess.Popen([sys.executable, __file__, "--serve", str(port)], env=env, cwd=ROOT)
     try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                with socket.create_connection(("127.0.0.1", port), timeout=0.5):
-                    break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    raise RuntimeError("the server did not start") from None
-                time.sleep(0.1)
+        wait_listening(proc, port)
         yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()

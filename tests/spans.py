@@ -7,7 +7,7 @@ import time
 from collections.abc import Sequence
 from datetime import datetime
 
-from opentelemetry.sdk.trace import Event, ReadableSpan, TracerProvider
+from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
@@ -16,6 +16,7 @@ from tracing.models import AgentStatus
 from tracing.pipeline import service_resource
 from tracing.pipeline.tagger import AgentRunTaggerProcessor
 from tracing.synthetic import run as synthetic
+from tracing.synthetic.moved import moved_to
 
 
 def recording_provider() -> tuple[TracerProvider, InMemorySpanExporter]:
@@ -68,22 +69,4 @@ def agent_run_spans(
 def started_at(spans: Sequence[ReadableSpan], start: datetime) -> list[ReadableSpan]:
     """The same spans (ids, attributes, tree) moved in time so the earliest starts at
     ``start``: runs on chosen days, for partition and retention tests."""
-    first = min(s.start_time or 0 for s in spans)
-    shift = int(start.timestamp() * 1_000_000_000) - first
-    return [
-        ReadableSpan(
-            name=s.name,
-            context=s.context,
-            parent=s.parent,
-            resource=s.resource,
-            attributes=s.attributes,
-            events=[Event(e.name, e.attributes, e.timestamp + shift) for e in s.events],
-            links=s.links,
-            kind=s.kind,
-            status=s.status,
-            start_time=(s.start_time or 0) + shift,
-            end_time=(s.end_time or 0) + shift,
-            instrumentation_scope=s.instrumentation_scope,
-        )
-        for s in spans
-    ]
+    return moved_to(spans, int(start.timestamp() * 1_000_000_000))
