@@ -15,6 +15,11 @@ its own (``<name>_monthsbench``, created and dropped again; ``--keep-db`` keeps 
    from the copies; sizes before and after;
 5. compares pglz and lz4 on one day of spans (size and insert time).
 
+``--flat-twin NAME`` (with a database kept by ``--keep-db``) instead makes database NAME: a
+copy of it whose span table is one unpartitioned table with the same columns, primary key
+and indexes, for ``bench_query.py --compare-db`` (the same code and data, partitioned
+against not).
+
 Usage::
 
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/campus .venv/bin/python \\
@@ -393,6 +398,51 @@ def compression(conninfo: str) -> dict[str, Any]:
     return out
 
 
+def flat_twin(conninfo: str, twin: str) -> None:
+    """Make database ``twin``: a copy of the one at ``conninfo`` whose span table is not
+    partitioned (same columns, primary key, indexes; rows copied in start order)."""
+    import psycopg
+    from django.db import connection
+    from psycopg import sql
+
+    connection.close()  # CREATE DATABASE … TEMPLATE needs the source to itself
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        source = conn.info.dbname
+    with psycopg.connect(conninfo, dbname="postgres", autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(twin)))
+        conn.execute(
+            sql.SQL("CREATE DATABASE {} TEMPLATE {}").format(
+                sql.Identifier(twin), sql.Identifier(source)
+            )
+        )
+    with psycopg.connect(conninfo, dbname=twin, autocommit=True) as conn:
+        table = "tracing_otelspan"
+        indexes = conn.execute(
+            "SELECT pg_get_indexdef(i.indexrelid) FROM pg_index i WHERE i.indrelid = "
+            "%s::regclass AND NOT EXISTS (SELECT 1 FROM pg_constraint c "
+            "WHERE c.conindid = i.indexrelid)",
+            (table,),
+        ).fetchall()
+        constraints = conn.execute(
+            "SELECT conname, pg_get_constraintdef(oid) FROM pg_constraint "
+            "WHERE conrelid = %s::regclass AND contype IN ('p', 'u', 'c')",
+            (table,),
+        ).fetchall()
+        conn.execute(
+            f"CREATE TABLE flat_span (LIKE {table} INCLUDING DEFAULTS INCLUDING GENERATED "
+            "INCLUDING STORAGE INCLUDING COMPRESSION)"
+        )
+        conn.execute(f"INSERT INTO flat_span SELECT * FROM {table} ORDER BY started_at")
+        conn.execute(f"DROP TABLE {table} CASCADE")
+        conn.execute(f"ALTER TABLE flat_span RENAME TO {table}")
+        for name, definition in constraints:
+            conn.execute(f"ALTER TABLE {table} ADD CONSTRAINT {name} {definition}")
+        for (definition,) in indexes:
+            conn.execute(definition.replace(f" ON ONLY public.{table} ", f" ON public.{table} "))
+        conn.execute(f"VACUUM ANALYZE {table}")
+        print("flat twin", twin, span_table_bytes(conninfo.replace(source, twin)), flush=True)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--traces", type=int, default=300_000)
@@ -409,6 +459,7 @@ def main() -> None:
         action="store_true",
         help=f"only the span reads, in a database kept by --keep-db (with {COPY_SPANS})",
     )
+    parser.add_argument("--flat-twin", metavar="NAME", help="see the module docstring")
     args = parser.parse_args()
 
     setup_django()
@@ -420,6 +471,10 @@ def main() -> None:
     from tracing.management.commands import seed_traces
 
     results: dict[str, Any] = {"args": {k: str(v) for k, v in vars(args).items()}}
+    if args.flat_twin:
+        with bench_database(True, suffix="monthsbench") as conninfo:
+            flat_twin(conninfo, args.flat_twin)
+        return
     if args.reads_only:
         with bench_database(True, suffix="monthsbench") as conninfo:
             results["machine"] = machine_line(conninfo)

@@ -18,6 +18,9 @@ What it owns: seeding when needed, serving the real ASGI app, timing real HTTP r
    ``.venv``) over the same database and sends every request to both servers in turn, so
    both see the same machine load; the report puts both side by side. The database must be
    at a schema both checkouts read (migrate it to the older one's migrations).
+6. ``--compare-db URL`` serves this checkout a second time over another database (a copy
+   of the same data laid out differently, e.g. the span table unpartitioned) and measures
+   both interleaved in the same way; the staff user and token are copied into it.
 
 Usage::
 
@@ -161,10 +164,15 @@ def wait_listening(proc: subprocess.Popen[bytes], port: int, seconds: float = 60
 
 
 @contextmanager
-def running_server(sql_log: str | None = None, root: Path = ROOT) -> Iterator[tuple[str, int]]:
-    """The server's base URL and process id; ``root``: the checkout served (its own venv)."""
+def running_server(
+    sql_log: str | None = None, root: Path = ROOT, database_url: str | None = None
+) -> Iterator[tuple[str, int]]:
+    """The server's base URL and process id; ``root``: the checkout served (its own venv);
+    ``database_url``: another database than ``DATABASE_URL``'s."""
     port = _free_port()
     env = dict(os.environ)
+    if database_url:
+        env["DATABASE_URL"] = database_url
     if sql_log:
         env[SQL_LOG_ENV] = sql_log
     python = root / ".venv/bin/python" if root != ROOT else Path(sys.executable)
@@ -212,6 +220,27 @@ def issue_token() -> tuple[str, Callable[[], None]]:
     )
     token, secret = ApiToken.issue(user, name="bench-query")
     return secret, token.revoke
+
+
+def copy_token(database_url: str) -> None:
+    """Copy the bench user and its tokens (rows as they are) into the database at
+    ``database_url``, replacing what it holds for that user: the same bearer secret then
+    works against a server over that database."""
+    import psycopg
+    from django.db import connection
+
+    tables = (("auth_user", "username = %s"), ("graphql_api_apitoken", "user_id IN "
+              "(SELECT id FROM auth_user WHERE username = %s)"))  # fmt: skip
+    # One transaction in the other database (committed when the block ends).
+    with connection.cursor() as cur, psycopg.connect(database_url) as other:
+        for table, where in reversed(tables):
+            other.execute(f"DELETE FROM {table} WHERE {where}", ["bench-query"])
+        for table, where in tables:
+            cur.execute(f"SELECT * FROM {table} WHERE {where}", ["bench-query"])
+            columns = ", ".join(c[0] for c in cur.description)
+            marks = ", ".join(["%s"] * len(cur.description))
+            for row in cur.fetchall():
+                other.execute(f"INSERT INTO {table} ({columns}) VALUES ({marks})", row)
 
 
 @dataclass
@@ -674,6 +703,11 @@ def main() -> None:
         type=Path,
         help="another checkout (with its .venv) to serve and measure interleaved with this one",
     )
+    parser.add_argument(
+        "--compare-db",
+        help="another database (URL) with the same data, served by this checkout and "
+        "measured interleaved with DATABASE_URL's",
+    )
     parser.add_argument("--serve", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -698,6 +732,8 @@ def main() -> None:
         for case in cases:
             case.count_variant = False
     secret, revoke = issue_token()
+    if args.compare_db:
+        copy_token(args.compare_db)
     with connection.cursor() as cur:
         cur.execute("SHOW server_version")
         server_version = cur.fetchone()[0]  # type: ignore[index]
@@ -716,6 +752,12 @@ def main() -> None:
             if args.compare_with:
                 other_url, other_pid = stack.enter_context(
                     running_server(root=args.compare_with.resolve())
+                )
+                other_client = httpx.Client(base_url=other_url, headers=headers, timeout=120)
+                targets.append((stack.enter_context(other_client), ProcessCpu(other_pid)))
+            elif args.compare_db:
+                other_url, other_pid = stack.enter_context(
+                    running_server(database_url=args.compare_db)
                 )
                 other_client = httpx.Client(base_url=other_url, headers=headers, timeout=120)
                 targets.append((stack.enter_context(other_client), ProcessCpu(other_pid)))
@@ -757,9 +799,10 @@ def main() -> None:
     text = report(results, header)
     print()
     print(text)
-    if args.compare_with:
+    if args.compare_with or args.compare_db:
         print()
-        print(compare_report(results, others, code_version(args.compare_with)))
+        label = code_version(args.compare_with) if args.compare_with else "other database"
+        print(compare_report(results, others, label))
     print()
     for line in verdict(cases, results, args.large_trace_spans):
         print(line)
