@@ -50,13 +50,22 @@ TARGET = 100 * PHOENIX_RATE
 SPANS_PER_RUN = 16
 
 
-def generate_runs(runs: int) -> list[Any]:
-    """Finished ReadableSpans of ``runs`` agent runs of 16 spans, in end order."""
+def generate_runs(
+    runs: int,
+    models: Sequence[str] = ("gpt-4o-mini",),
+    error_every: int = 0,
+    slow_every: int = 0,
+    start_s: int = 1_760_000_000,
+) -> list[Any]:
+    """Finished ReadableSpans of ``runs`` agent runs of 16 spans, in end order. Run n uses
+    ``models[n % len(models)]``; every ``error_every``-th run fails (its agent span has
+    status ERROR, ``agent.status`` "error") and every ``slow_every``-th takes ~9.6 s instead
+    of ~1.2 s (slower LLM calls); 0: none. Runs start 5 s apart from ``start_s``."""
     from opentelemetry import trace
     from opentelemetry.context import Context
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
-    from opentelemetry.trace import SpanKind
+    from opentelemetry.trace import SpanKind, StatusCode
 
     from tracing.conventions import attributes as A
 
@@ -73,8 +82,7 @@ def generate_runs(runs: int) -> list[Any]:
     agent = provider.get_tracer("remote.agent")
     http = provider.get_tracer("opentelemetry.instrumentation.httpx")
     db = provider.get_tracer("opentelemetry.instrumentation.psycopg")
-    model = "gpt-4o-mini"
-    clock = 1_760_000_000 * 10**9
+    clock = start_s * 10**9
 
     def child(tracer: Any, name: str, parent: Any, start: int, **kw: Any) -> Any:
         return tracer.start_span(
@@ -83,6 +91,9 @@ def generate_runs(runs: int) -> list[Any]:
 
     for number in range(runs):
         t = clock + number * 5_000_000_000
+        model = models[number % len(models)]
+        failed = bool(error_every) and number % error_every == error_every - 1
+        llm_ns = 3_200_000_000 if slow_every and number % slow_every == 0 else 400_000_000
         question = f"Question {number}: when does the library open on weekends?"
         root = agent.start_span(
             "invoke_agent remote_agent",
@@ -96,7 +107,7 @@ def generate_runs(runs: int) -> list[Any]:
                 A.GEN_AI_INPUT_MESSAGES: json.dumps(
                     [{"role": "user", "parts": [{"type": "text", "content": question}]}]
                 ),
-                A.AGENT_STATUS: "completed",
+                A.AGENT_STATUS: "error" if failed else "completed",
             },
         )
         routing = child(agent, A.SPAN_KNOWLEDGE_ROUTING, root, t + 100_000)
@@ -136,9 +147,9 @@ def generate_runs(runs: int) -> list[Any]:
                 kind=SpanKind.CLIENT,
                 attributes={A.HTTP_REQUEST_METHOD: "POST", A.URL_FULL: "https://llm/v1/chat"},
             )
-            post.end(now + 400_000_000)
-            chat.end(now + 401_000_000)
-            now += 402_000_000
+            post.end(now + llm_ns)
+            chat.end(now + llm_ns + 1_000_000)
+            now += llm_ns + 2_000_000
             if it == 1:
                 tool = child(
                     agent,
@@ -164,6 +175,8 @@ def generate_runs(runs: int) -> list[Any]:
                 tool.end(now + 4_000_000)
                 now += 4_100_000
             iteration.end(now)
+        if failed:
+            root.set_status(StatusCode.ERROR, "the agent failed")
         root.end(now + 1_000_000)
     return collector.spans
 
