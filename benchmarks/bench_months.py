@@ -36,6 +36,8 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -398,6 +400,50 @@ def compression(conninfo: str) -> dict[str, Any]:
     return out
 
 
+@contextmanager
+def kept_database(suffix: str) -> Iterator[str]:
+    """The database a run kept (``<name>_<suffix>``) as it is: unlike ``bench_database``,
+    no ``migrate`` (which would convert the seeded unpartitioned table untimed)."""
+    from django.conf import settings
+    from django.db import connection
+
+    from tracing.export import conninfo_for
+
+    name = f"{connection.settings_dict['NAME']}_{suffix}"
+    connection.close()
+    settings.DATABASES["default"]["NAME"] = connection.settings_dict["NAME"] = name
+    yield conninfo_for("default")
+    connection.close()
+
+
+def delete_copies(conninfo: str, slim: bool) -> None:
+    """The span and trace tables copied for the ``DELETE`` comparison, the spans'
+    ``trace_id`` referencing the traces as before partitioning. ``slim``: the spans with
+    the unpartitioned era's primary key ``(trace_id, span_id)`` only (a ``DELETE`` writes
+    the heap, not the indexes: their cost comes with the ``VACUUM`` after)."""
+    import psycopg
+
+    with psycopg.connect(conninfo, autocommit=True) as conn:
+        conn.execute(f"CREATE TABLE {COPY_TRACES} (LIKE tracing_oteltrace INCLUDING ALL)")
+        conn.execute(f"INSERT INTO {COPY_TRACES} SELECT * FROM tracing_oteltrace")
+        if slim:
+            conn.execute(
+                f"CREATE TABLE {COPY_SPANS} (LIKE tracing_otelspan INCLUDING DEFAULTS "
+                "INCLUDING STORAGE INCLUDING COMPRESSION)"
+            )
+            conn.execute(f"INSERT INTO {COPY_SPANS} SELECT * FROM tracing_otelspan")
+            conn.execute(f"ALTER TABLE {COPY_SPANS} ADD PRIMARY KEY (trace_id, span_id)")
+        else:
+            conn.execute(f"CREATE TABLE {COPY_SPANS} (LIKE tracing_otelspan INCLUDING ALL)")
+            conn.execute(f"INSERT INTO {COPY_SPANS} SELECT * FROM tracing_otelspan")
+        conn.execute(
+            f"ALTER TABLE {COPY_SPANS} ADD FOREIGN KEY (trace_id) REFERENCES {COPY_TRACES} "
+            "DEFERRABLE INITIALLY DEFERRED"
+        )
+        conn.execute(f"VACUUM ANALYZE {COPY_TRACES}")
+        conn.execute(f"VACUUM ANALYZE {COPY_SPANS}")
+
+
 def flat_twin(conninfo: str, twin: str) -> None:
     """Make database ``twin``: a copy of the one at ``conninfo`` whose span table is not
     partitioned (same columns, primary key, indexes; rows copied in start order)."""
@@ -459,6 +505,18 @@ def main() -> None:
         action="store_true",
         help=f"only the span reads, in a database kept by --keep-db (with {COPY_SPANS})",
     )
+    parser.add_argument(
+        "--seeded",
+        action="store_true",
+        help="the kept database already holds the seeded, unpartitioned data (a run "
+        "stopped after seeding): start from it",
+    )
+    parser.add_argument(
+        "--slim-copy",
+        action="store_true",
+        help="make the DELETE copies after the conversion, the spans with their primary key "
+        "only (about 60%% of the space: for when two full copies do not fit on the disk)",
+    )
     parser.add_argument("--flat-twin", metavar="NAME", help="see the module docstring")
     args = parser.parse_args()
 
@@ -483,17 +541,23 @@ def main() -> None:
         if args.json:
             args.json.write_text(json.dumps(results, indent=2, default=str))
         return
-    with bench_database(args.keep_db, suffix="monthsbench") as conninfo:
+    database = kept_database("monthsbench") if args.seeded else None
+    with database or bench_database(args.keep_db, suffix="monthsbench") as conninfo:
         results["machine"] = machine_line(conninfo)
         s = connection.settings_dict
         url = f"postgres://{s['USER']}@{s['HOST']}:{s['PORT'] or 5432}/{s['NAME']}"
         print(results["machine"], flush=True)
-        call_command("migrate", "tracing", BEFORE, verbosity=0)
-        connection.close()
-        now = datetime.now(UTC)
-        seeded = seed_traces.seed(traces=args.traces, days=args.days, end=now, writers=2)
-        spans = int(sql_value(conninfo, "SELECT count(*) FROM tracing_otelspan"))
-        results["seed"] = {"traces": seeded.traces, "spans": spans, "seconds": seeded.seconds}
+        if args.seeded:
+            spans = int(sql_value(conninfo, "SELECT count(*) FROM tracing_otelspan"))
+            traces = int(sql_value(conninfo, "SELECT count(*) FROM tracing_oteltrace"))
+            results["seed"] = {"traces": traces, "spans": spans, "seconds": None}
+        else:
+            call_command("migrate", "tracing", BEFORE, verbosity=0)
+            connection.close()
+            now = datetime.now(UTC)
+            seeded = seed_traces.seed(traces=args.traces, days=args.days, end=now, writers=2)
+            spans = int(sql_value(conninfo, "SELECT count(*) FROM tracing_otelspan"))
+            results["seed"] = {"traces": seeded.traces, "spans": spans, "seconds": seeded.seconds}
         results["unpartitioned"] = span_table_bytes(conninfo)
         results["traces_bytes"] = int(
             sql_value(conninfo, "SELECT pg_total_relation_size('tracing_oteltrace')")
@@ -505,19 +569,8 @@ def main() -> None:
                 url, args.traces, args.query_requests, work / "months_q_before.json", None
             )
 
-        with psycopg.connect(conninfo, autocommit=True) as conn:
-            for copy, table in (
-                (COPY_TRACES, "tracing_oteltrace"),
-                (COPY_SPANS, "tracing_otelspan"),
-            ):
-                conn.execute(f"CREATE TABLE {copy} (LIKE {table} INCLUDING ALL)")
-                conn.execute(f"INSERT INTO {copy} SELECT * FROM {table}")
-            conn.execute(
-                f"ALTER TABLE {COPY_SPANS} ADD FOREIGN KEY (trace_id) REFERENCES {COPY_TRACES} "
-                "DEFERRABLE INITIALLY DEFERRED"
-            )
-            conn.execute(f"VACUUM ANALYZE {COPY_TRACES}")
-            conn.execute(f"VACUUM ANALYZE {COPY_SPANS}")
+        if not args.slim_copy:
+            delete_copies(conninfo, slim=False)
 
         began = time.perf_counter()
         call_command("migrate", "tracing", verbosity=0)
@@ -528,6 +581,8 @@ def main() -> None:
         results["migrate"] = {"seconds": migrate_s, "s_per_million": migrate_s / spans * 1e6}
         results["partitioned"] = span_table_bytes(conninfo)
         print("migrated", results["migrate"], results["partitioned"], flush=True)
+        if args.slim_copy:
+            delete_copies(conninfo, slim=True)
         results["span_reads"] = span_reads(conninfo, args.read_reps)
         if args.query_requests:
             results["query_partitioned"] = query_bench(
