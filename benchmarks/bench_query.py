@@ -101,11 +101,20 @@ query D($id: ID!) {
 # --- server side -------------------------------------------------------------------------
 
 
-def serve(port: int) -> None:
-    """Run the ASGI app under uvicorn; with QBENCH_SQL_LOG set, log every SQL statement."""
+def setup_as_served() -> None:
+    """``django.setup()`` for a server process, with the settings ``campus_core.asgi`` gives
+    a deployed server: it turns the connection pool on, but only while the settings are
+    not loaded yet, and a benchmark's server loads them first. Without the pool every
+    request opened a PostgreSQL connection (RESULTS.md, "Where the floor's time went")."""
+    os.environ.setdefault("DATABASE_POOL", "true")
     import django
 
     django.setup()
+
+
+def serve(port: int) -> None:
+    """Run the ASGI app under uvicorn; with QBENCH_SQL_LOG set, log every SQL statement."""
+    setup_as_served()
     log_path = os.environ.get(SQL_LOG_ENV)
     if log_path:
         from django.db.backends.signals import connection_created

@@ -43,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 os.environ.setdefault("DJANGO_SETTINGS_MODULE", "campus_core.settings")
 sys.path.insert(0, str(ROOT / "benchmarks"))
-from bench_query import wait_listening  # noqa: E402
+from bench_query import setup_as_served, wait_listening  # noqa: E402
 
 STATS_ENV = "STALL_STATS_FILE"
 GC_ENV = "STALL_GC"
@@ -80,9 +80,7 @@ def heavy_documents(large_trace: str) -> dict[str, str]:
 
 
 def serve(port: int) -> None:
-    import django
-
-    django.setup()
+    setup_as_served()
     import asyncio
     import gc
 

@@ -46,7 +46,10 @@ class StaticFiles(ASGIStaticFilesHandler):
 
 
 from campus_core.observability.request_context import FreshContextPerRequest  # noqa: E402
-from campus_core.request_threads import RequestThreads  # noqa: E402
+from campus_core.request_threads import (  # noqa: E402
+    RequestThreads,
+    start_requests_without_a_hop,
+)
 from tracing.ingest.app import OtlpRouter  # noqa: E402
 from tracing.pipeline import init_telemetry  # noqa: E402
 
@@ -64,7 +67,9 @@ MaintenanceThread(conninfo_for()).start()
 # middleware would also open an internal span for every ASGI message received or sent
 # ("http receive", "http send"; three for a small request, one per chunk of a streamed
 # answer), which no reader uses. A request's sync code runs on a thread kept from earlier
-# requests, not on a new one (campus_core/request_threads.py).
+# requests, not on a new one, and the request-started signal does not hop to it
+# (campus_core/request_threads.py).
+start_requests_without_a_hop()
 application = OtlpRouter(
     FreshContextPerRequest(
         OpenTelemetryMiddleware(

@@ -14,6 +14,7 @@ from django.http import HttpRequest
 from django.utils import timezone
 
 from graphql_api.models import ApiToken
+from graphql_api.token_cache import forget_on_commit
 
 
 @admin.register(ApiToken)
@@ -31,6 +32,7 @@ class ApiTokenAdmin(admin.ModelAdmin):  # type: ignore[type-arg]
     @admin.action(description="Revoke the selected tokens")
     def revoke(self, request: HttpRequest, queryset: QuerySet[ApiToken]) -> None:
         count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        forget_on_commit()  # an update() sends no signal
         self.message_user(request, f"Revoked {count} token(s).")
 
     def get_actions(self, request: HttpRequest) -> Any:

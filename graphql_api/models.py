@@ -18,6 +18,9 @@ from django.db import models
 from django.utils import timezone
 
 TOKEN_PREFIX = "cct_"
+# A token's last_used_at is written at most this often: a dashboard polling every few
+# seconds, or a service exporting spans, does not turn every request into a write.
+LAST_USED_EVERY = timedelta(minutes=1)
 
 
 def digest(token: str) -> str:
@@ -38,15 +41,14 @@ class ApiTokenQuerySet(models.QuerySet["ApiToken"]):
     def authenticate(self, secret: str) -> ApiToken | None:
         """The active token of an active staff user with this secret (any scope), else None.
 
-        ``last_used_at`` is refreshed at most once a minute: a dashboard polling every few
-        seconds, or a service exporting spans, does not turn every request into a write.
-        """
+        ``last_used_at`` is refreshed at most once per ``LAST_USED_EVERY``."""
         token = self.active().select_related("user").filter(key_digest=digest(secret)).first()
         if token is None or not token.user.is_active or not token.user.is_staff:
             return None
         now = timezone.now()
-        if token.last_used_at is None or now - token.last_used_at > timedelta(minutes=1):
+        if token.last_used_at is None or now - token.last_used_at > LAST_USED_EVERY:
             ApiToken.objects.filter(pk=token.pk).update(last_used_at=now)
+            token.last_used_at = now
         return token
 
 
@@ -93,4 +95,4 @@ class ApiToken(models.Model):
     def revoke(self) -> None:
         if self.revoked_at is None:
             self.revoked_at = timezone.now()
-            self.save(update_fields=["revoked_at"])
+            self.save(update_fields=["revoked_at"])  # forgotten by the token cache at commit

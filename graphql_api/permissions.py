@@ -12,7 +12,6 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from asgiref.sync import sync_to_async
 from django.contrib.auth.models import AnonymousUser
 from django.http import HttpRequest, HttpResponse
 from django.middleware.csrf import CsrfViewMiddleware
@@ -20,7 +19,8 @@ from strawberry.extensions.field_extension import FieldExtension
 from strawberry_django.permissions import IsStaff
 
 from campus_core.observability.logging_filters import user_id_var
-from graphql_api.models import ApiToken, TokenScope
+from graphql_api.models import TokenScope
+from graphql_api.token_cache import accepted
 
 MSG_STAFF_ONLY = "Staff only: sign in as a staff user or send an API token."
 MSG_NOT_STAFF = "Permission denied: the GraphQL API is for staff users only."
@@ -46,10 +46,6 @@ def json_error(status: int, message: str, **headers: str) -> HttpResponse:
     return response
 
 
-def _token(secret: str) -> ApiToken | None:
-    return ApiToken.objects.authenticate(secret)
-
-
 def _csrf_failure(request: HttpRequest) -> HttpResponse | None:
     def ok(_request: HttpRequest) -> HttpResponse:  # never called: only the check runs
         return HttpResponse()
@@ -69,14 +65,15 @@ async def authenticate(request: HttpRequest) -> HttpResponse | None:
         scheme, _, secret = header.partition(" ")
         if scheme.lower() != "bearer" or not secret.strip():
             return json_error(401, MSG_BAD_AUTH_HEADER, **{"WWW-Authenticate": "Bearer"})
-        token = await sync_to_async(_token)(secret.strip())
-        if token is None:
+        grant = await accepted(secret.strip())
+        if grant is None:
             return json_error(401, MSG_BAD_TOKEN, **{"WWW-Authenticate": "Bearer"})
-        if token.scope != TokenScope.READ:
+        scope, user = grant
+        if scope != TokenScope.READ:
             return json_error(403, MSG_WRONG_SCOPE)
-        request.user = token.user
+        request.user = user
         # The request middleware bound the (anonymous) session user to the log context.
-        user_id_var.set(str(token.user.pk))
+        user_id_var.set(str(user.pk))
         # A bearer token is not an ambient credential: cross-site forgery cannot send it.
         request._dont_enforce_csrf_checks = True  # type: ignore[attr-defined]
         return None

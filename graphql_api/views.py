@@ -18,12 +18,10 @@ from typing import Any
 
 import orjson
 import psycopg
-from asgiref.sync import sync_to_async
 from cross_web import AsyncHTTPRequestAdapter, HTTPException
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import RequestDataTooBig
-from django.db import connections
 from django.db.backends.base.base import BaseDatabaseWrapper
 from django.http import HttpRequest, HttpResponse, HttpResponseBase
 from django.middleware.csrf import get_token
@@ -36,6 +34,7 @@ from strawberry.http import GraphQLRequestData
 from strawberry.types import ExecutionResult
 
 from campus_core.db_router import read_alias, replica_reads
+from campus_core.request_threads import thread_connection
 from graphql_api.context import Context, build_context
 from graphql_api.execution import ResultTooLarge, bounded
 from graphql_api.permissions import authenticate, json_error, uses_token
@@ -68,11 +67,6 @@ def timeout_message(seconds: float) -> str:
         f"The operation was cancelled after {seconds:g} s (GRAPHQL_OPERATION_TIMEOUT_S): "
         "ask for fewer rows or fields."
     )
-
-
-def _request_connection() -> BaseDatabaseWrapper:
-    # The reads' connection: the replica's when one is configured (campus_core/db_router).
-    return connections[read_alias()]
 
 
 async def _cancel_statement(db: BaseDatabaseWrapper) -> None:
@@ -151,7 +145,8 @@ class GraphQLView(AsyncGraphQLView[Context, None]):
         # thread-sensitive executor), with that thread's connection. A statement still
         # running at the cap must be cancelled in PostgreSQL too: it holds that thread, and
         # the middleware that runs there would hold the response until it finished.
-        db = await sync_to_async(_request_connection)()
+        # The reads' connection: the replica's when one is configured (campus_core/db_router).
+        db = await thread_connection(read_alias())
         try:
             return await bounded(
                 super().execute_operation(

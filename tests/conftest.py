@@ -27,6 +27,7 @@ from campus_core.chat.llm.offline import OfflineLLMServer, Policy, campus_policy
 from campus_core.chat.llm.openai_compat import OpenAICompatibleProvider
 from campus_core.observability.logging_filters import RequestIdFilter, json_formatter
 from campus_core.observability.metrics import metrics
+from graphql_api import token_cache
 from tests.pg_proxy import PostgresProxy
 from tracing import pipeline
 from tracing.export import PostgresSpanExporter, conninfo_for
@@ -51,9 +52,11 @@ def _close_connections_before_dropping_the_test_db(
 ) -> Iterator[None]:
     """Every connection to the test database must be gone before pytest-django drops it:
     the exporter's own (shutdown flushes and closes it, and stops the timer that would
-    reopen it) and those the live server's worker threads still hold."""
+    reopen it), the API token listener's (stopped, or it would reconnect) and those the
+    live server's worker threads still hold."""
     yield
     pipeline.shutdown_telemetry()
+    token_cache.stop_listener()
     import psycopg
     from django.db import connections
 
