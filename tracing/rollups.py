@@ -1,8 +1,8 @@
 """Span rollups: per-hour, 6-hour, day and week aggregates of the span table, so
 ``spanStats`` over days reads a few thousand rollup rows instead of millions of spans.
 
-Owns the contents of three tables (their models are in ``tracing.models``), the duration
-histogram, the writers' dirty marks and the refresh:
+Owns the contents of three tables (their models are in ``tracing.models``), the writers'
+dirty marks and the refresh:
 
 ``tracing_spanrollup``
     One row per (``start``, ``width`` in hours: 1, 6, 24 or 168) and group key (``kind``, ``name``,
@@ -31,24 +31,20 @@ that DELETE began keeps its dirty row for the next refresh. The wider periods ke
 rows a long window reads few (30 days: 4 weeks and a few days, blocks and hours, not 720
 hours).
 
-The histogram: bucket 0 holds durations under ``FLOOR_MS`` (and negative ones, from
-skewed clocks); bucket ``b >= 1`` holds [FLOOR_MS * RATIO**(b-1), FLOOR_MS * RATIO**b).
-A percentile read from it takes the geometric middle of the bucket holding each order
-statistic (clamped to the group's exact min and max, which are also returned exactly for
-the first and last), interpolated as ``percentile_cont`` does: its relative error is at
-most ``MAX_RELATIVE_ERROR`` (sqrt(RATIO) - 1, under 2 %); under ``FLOOR_MS`` the absolute
-error is under ``FLOOR_MS``.
+The duration histogram (its buckets, the percentiles read from it and their error) is
+``tracing.histogram``'s.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
+
+from tracing.histogram import bucket_sql
 
 ROLLUP_TABLE = "tracing_spanrollup"
 ROLLED_TABLE = "tracing_spanrolluprolled"
@@ -56,10 +52,6 @@ DIRTY_TABLE = "tracing_spanrollupdirty"
 
 HOUR = timedelta(hours=1)
 DAY = timedelta(days=1)
-FLOOR_MS = 0.001
-RATIO = 1.04
-MAX_BUCKET = 32767  # smallint
-MAX_RELATIVE_ERROR = math.sqrt(RATIO) - 1
 # A closed hour is re-aggregated once it ended this long ago (spans still in exporters'
 # buffers usually arrive by then; later ones mark their hour dirty again).
 SETTLE = timedelta(minutes=1)
@@ -68,67 +60,6 @@ REFRESH_LOCK_KEY = 0x726F6C6C_75707300
 HOURS_PER_TRANSACTION = 24
 
 GROUP_KEY = ("kind", "name", "model", "tool_name", "status_code")
-
-
-def bucket_sql(duration: str) -> str:
-    """The histogram bucket of a duration column, as SQL (``duration`` is an identifier of
-    our own, never user input)."""
-    return (
-        f"CASE WHEN {duration} < {FLOOR_MS!r} THEN 0 ELSE LEAST({MAX_BUCKET}, "
-        f"1 + floor(ln({duration} / {FLOOR_MS!r}) / ln({RATIO!r})))::int END"
-    )
-
-
-def bucket_of(duration_ms: float) -> int:
-    """``bucket_sql`` in Python (tests)."""
-    if duration_ms < FLOOR_MS:
-        return 0
-    return min(MAX_BUCKET, 1 + math.floor(math.log(duration_ms / FLOOR_MS) / math.log(RATIO)))
-
-
-def bucket_value(bucket: int) -> float:
-    """The value a bucket stands for: the geometric middle of its bounds (0 for bucket 0)."""
-    if bucket <= 0:
-        return 0.0
-    return float(FLOOR_MS * RATIO ** (bucket - 1) * math.sqrt(RATIO))
-
-
-def histogram_percentiles(
-    buckets: list[int], counts: list[int], low: float, high: float, fractions: Iterable[float]
-) -> list[float | None]:
-    """``percentile_cont`` of each fraction, estimated from a histogram (sorted buckets)
-    of ``sum(counts)`` values whose exact min and max are ``low`` and ``high``."""
-    total = sum(counts)
-    if total == 0:
-        return [None for _ in fractions]
-    ends: list[int] = []
-    running = 0
-    for count in counts:
-        running += count
-        ends.append(running)
-
-    def value(position: int) -> float:  # the position-th smallest value, 0-based
-        if position == 0:
-            return low
-        if position == total - 1:
-            return high
-        lo_i, hi_i = 0, len(ends) - 1
-        while lo_i < hi_i:  # the first bucket whose cumulative end passes position
-            mid = (lo_i + hi_i) // 2
-            if ends[mid] > position:
-                hi_i = mid
-            else:
-                lo_i = mid + 1
-        return min(high, max(low, bucket_value(buckets[lo_i])))
-
-    out: list[float | None] = []
-    for fraction in fractions:
-        rank = fraction * (total - 1)
-        k = math.floor(rank)
-        part = rank - k
-        v = value(k)
-        out.append(v if part == 0 else v + part * (value(min(k + 1, total - 1)) - v))
-    return out
 
 
 # --- writers -----------------------------------------------------------------------------
