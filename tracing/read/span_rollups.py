@@ -2,15 +2,16 @@
 
 A ``SpanSelection`` is the filtered spans plus, when every filter given is one the rollups
 are keyed by (kind, name, model, tool, status, and the time window), that filter as a
-``RollupFilter``. ``aggregate`` then covers the window with clean rollup periods (a day
-where all of it is clean, else its clean hours) and reads the spans only for the rest (the
-partial hours at the edges, the open hour, dirty hours): one statement to find the clean
-periods (shared by the parts of one ``spanStats``), one per part to aggregate rollup rows
-and span rows together. Counts, errors, tokens and
-groups are those of the spans exactly; duration percentiles come from the merged
-histogram, within ``tracing.rollups.MAX_RELATIVE_ERROR``. When no clean period falls in the
-window, or the filters need the spans themselves, it returns None and the caller computes
-everything (percentiles exact) from the spans.
+``RollupFilter``. ``fetch`` then covers the window with clean rollup periods at most as
+wide as asked (a day where all of it is clean, else its blocks or hours) and reads the
+spans only for the rest (the partial hours at the edges, the open hour, dirty hours),
+aggregated per (hour, name, model, tool) as a rollup row: one statement to find the clean
+periods (once per selection), one for the rows, which come back as columns
+(``Fetched``). ``Fetched.figures`` merges them per group, all groups at once: counts,
+errors and token sums exactly those of the spans, duration percentiles from the merged
+histogram within ``tracing.histogram.MAX_RELATIVE_ERROR``. When no clean period falls in
+the window, or the filters need the spans themselves, ``fetch`` returns None and the
+caller computes everything (percentiles exact) from the spans.
 """
 
 from __future__ import annotations
