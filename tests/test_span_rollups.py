@@ -107,7 +107,10 @@ def stats(
         # The clean periods, then one statement for every part over the filter's window
         # (the headline, the groups, a series without its own from/to), one for a series
         # over another window.
-        shared = window is None and "startedAfter" in (filters or {})
+        bounds = (filters or {}).get("startedAfter"), (filters or {}).get("startedBefore")
+        shared = None not in bounds and (
+            window is None or bounds == (window[0].isoformat(), window[1].isoformat())
+        )
         assert len(queries) == (2 if shared else 3), "\n\n".join(
             q["sql"] for q in queries.captured_queries
         )

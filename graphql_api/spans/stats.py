@@ -112,17 +112,20 @@ class Query:
 
 
 def series_units(info: Info, filters: SpanFilter | None) -> frozenset[str]:
-    """The units of the ``timeSeries`` the query asks over the filter's own window (no
-    ``from``/``to``: the filter's startedAfter/startedBefore, both given), that rollups
-    can answer: the shared rollup call reads periods narrow enough for them. Only a
-    plan: each series still checks, with its checked range, that it is one of these."""
-    if given(filters, "started_after") is None or given(filters, "started_before") is None:
+    """The units of the ``timeSeries`` the query asks over the filter's own window (its
+    startedAfter/startedBefore, both given; ``from``/``to`` absent or the same), that
+    rollups can answer: the shared rollup call reads periods narrow enough for them. Only
+    a plan: each series still checks, with its checked range, that it is one of these."""
+    after, before = given(filters, "started_after"), given(filters, "started_before")
+    if after is None or before is None:
         return frozenset()
     units = set()
     for field in _fields(info.selected_fields):
         for sub in _fields(field.selections):
             args = sub.arguments
-            if sub.name != "timeSeries" or args.get("from") or args.get("to"):
+            if sub.name != "timeSeries" or not (
+                _same(args.get("from"), after) and _same(args.get("to"), before)
+            ):
                 continue
             bucket = _bucket(args.get("bucket"))
             if bucket is None or bucket.value not in SERIES_WIDTH:
@@ -144,6 +147,19 @@ def _fields(selections: Sequence[Selection]) -> list[SelectedField]:
         else:
             out.extend(_fields(selection.selections))
     return out
+
+
+def _same(value: object, bound: datetime) -> bool:
+    """Whether a ``from``/``to`` argument, as written (a literal's text) or coerced (a
+    datetime), is absent or ``bound``."""
+    if value is None:
+        return True
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value)
+        except ValueError:
+            return False
+    return value == bound
 
 
 def _bucket(value: object) -> Bucket | None:
