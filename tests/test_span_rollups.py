@@ -37,6 +37,8 @@ from tracing.models import (
     SpanRollup,
     SpanRollupDirty,
     SpanRollupRolled,
+    SpanRollupSlot,
+    SpanRollupSlotted,
 )
 from tracing.read.spans import SpanRecord, span_records
 
@@ -60,8 +62,9 @@ def data(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Built]:
             refresh()
         yield built
         with django_db_blocker.unblock():
-            for model in (SpanRollup, SpanRollupRolled, SpanRollupDirty):
+            for model in (SpanRollup, SpanRollupRolled, SpanRollupDirty, SpanRollupSlot):
                 model.objects.all().delete()
+            SpanRollupSlotted.objects.all().delete()
 
 
 def stored() -> list[SpanRecord]:
@@ -102,7 +105,11 @@ def stats(
             },
         )
     assert result.errors is None, result.errors
-    read_rollups = any(rollups.ROLLUP_TABLE + " " in q["sql"] for q in queries.captured_queries)
+    read_rollups = any(
+        table + " " in q["sql"]
+        for q in queries.captured_queries
+        for table in (rollups.ROLLUP_TABLE, rollups.SLOT_TABLE)
+    )
     if read_rollups:
         # The clean periods, then one statement for every part over the filter's window
         # (the headline, the groups, a series without its own from/to), one for a series

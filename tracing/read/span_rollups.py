@@ -3,10 +3,11 @@
 A ``SpanSelection`` is the filtered spans plus, when every filter given is one the rollups
 are keyed by (kind, name, model, tool, status, and the time window), that filter as a
 ``RollupFilter``. ``fetch`` then covers the window with clean rollup periods at most as
-wide as asked (a day where all of it is clean, else its blocks or hours) and reads the
-spans only for the rest (the partial hours at the edges, the open hour, dirty hours),
-aggregated per (hour, name, model, tool) as a rollup row: one statement to find the clean
-periods (once per selection), one for the rows, which come back as columns
+wide as asked (a day where all of it is clean, else its blocks or hours; 5-minute slots in
+the partial hours at its edges) and reads the spans only for the rest (the partial slots
+at the edges, the open hour, dirty hours, hours without slots), aggregated per (hour, name,
+model, tool) as a rollup row: one statement to find the clean periods and edge hours (once
+per selection), one for the rows, which come back as columns
 (``Fetched``). ``Fetched.figures`` merges them per group, all groups at once: counts,
 errors and token sums exactly those of the spans, duration percentiles from the merged
 histogram within ``tracing.histogram.MAX_RELATIVE_ERROR``. When no clean period falls in
@@ -29,7 +30,16 @@ from opentelemetry.trace import StatusCode
 
 from tracing.histogram import Floats, Ints, bucket_sql, merged_percentiles
 from tracing.models import OTelSpan
-from tracing.rollups import DIRTY_TABLE, HOUR, ROLLED_TABLE, ROLLUP_TABLE, hour_of
+from tracing.rollups import (
+    DIRTY_TABLE,
+    HOUR,
+    ROLLED_TABLE,
+    ROLLUP_TABLE,
+    SLOT,
+    SLOT_TABLE,
+    SLOTTED_TABLE,
+    hour_of,
+)
 
 _ERROR = StatusCode.ERROR.name
 
@@ -59,13 +69,14 @@ class SpanSelection:
     series: frozenset[str] = frozenset()
     found: dict[str, Any] = field(default_factory=dict, compare=False)
 
-    def clean_periods(self) -> list[tuple[datetime, int]]:
-        """(start, width) of every clean period inside the filter's window, in order."""
+    def clean_periods(self) -> list[tuple[datetime, timedelta]]:
+        """(start, width) of every clean period and slot inside the filter's window, in
+        order."""
         assert self.rollup is not None
         if "periods" not in self.found:
             alias = router.db_for_read(OTelSpan)
             self.found["periods"] = _clean_periods(alias, self.rollup.after, self.rollup.before)
-        periods: list[tuple[datetime, int]] = self.found["periods"]
+        periods: list[tuple[datetime, timedelta]] = self.found["periods"]
         return periods
 
 
@@ -80,31 +91,52 @@ _TICK = timedelta(microseconds=1)
 
 def _clean_periods(
     alias: str, after: datetime | None, before: datetime | None
-) -> list[tuple[datetime, int]]:
-    """The clean periods inside [after, before): (start, width), by start, widest first."""
-    where = ["TRUE"]
+) -> list[tuple[datetime, timedelta]]:
+    """The clean periods inside [after, before), and the clean slots inside it of its
+    partial edge hours: (start, width), by start, widest first."""
+    edges = [h for h in {_partial_hour(after), _partial_hour(before)} if h is not None]
+    inside = ["TRUE"]
     params: list[Any] = []
     if after is not None:
-        where.append("r.start >= %s")
+        inside.append("r.start >= %s")
         params.append(after)
     if before is not None:
-        where.append("r.start + r.width * interval '1 hour' <= %s")
+        inside.append("r.start + r.width * interval '1 hour' <= %s")
         params.append(before)
     sql = (
         # epoch seconds: Python makes datetimes of them several times faster than it
         # parses timestamps (30 days: ~900 periods)
         f"SELECT extract(epoch FROM r.start)::bigint, r.width FROM {ROLLED_TABLE} AS r "
-        f"WHERE {' AND '.join(where)} "
+        f"WHERE (({' AND '.join(inside)}) OR (r.width = 1 AND r.start = ANY(%s) AND EXISTS "
+        f"(SELECT 1 FROM {SLOTTED_TABLE} AS s WHERE s.hour = r.start))) "
         f"AND NOT EXISTS (SELECT 1 FROM {DIRTY_TABLE} AS d WHERE d.hour >= r.start "
         "AND d.hour < r.start + r.width * interval '1 hour') ORDER BY r.start, r.width DESC"
     )
     with connections[alias].cursor() as cursor:
-        cursor.execute(sql, params)
-        return [(_EPOCH + timedelta(seconds=s), int(w)) for s, w in cursor.fetchall()]
+        cursor.execute(sql, [*params, edges])
+        rows = [(_EPOCH + timedelta(seconds=s), int(w)) for s, w in cursor.fetchall()]
+    periods = []
+    for start, width in rows:
+        if start not in edges:
+            periods.append((start, HOUR * width))
+            continue
+        for i in range(HOUR // SLOT):  # a clean, slotted edge hour: its slots in the window
+            slot = start + SLOT * i
+            if (after is None or slot >= after) and (before is None or slot + SLOT <= before):
+                periods.append((slot, SLOT))
+    periods.sort(key=lambda p: (p[0], -p[1]))
+    return periods
+
+
+def _partial_hour(bound: datetime | None) -> datetime | None:
+    """The hour ``bound`` falls inside (None when it is one's start)."""
+    if bound is None or bound == hour_of(bound):
+        return None
+    return hour_of(bound)
 
 
 def _cover(
-    clean: list[tuple[datetime, int]],
+    clean: list[tuple[datetime, timedelta]],
     after: datetime | None,
     before: datetime | None,
     max_width: int,
@@ -113,9 +145,9 @@ def _cover(
     at most ``max_width`` hours wide inside [after, before), a day rather than its hours."""
     periods: list[tuple[datetime, datetime]] = []
     for start, width in clean:
-        if width > max_width or (after is not None and start < after):
+        if width > HOUR * max_width or (after is not None and start < after):
             continue
-        end = start + HOUR * width
+        end = start + width
         if before is not None and end > before:
             continue
         if periods and start < periods[-1][1]:
@@ -140,11 +172,16 @@ def _gaps(
 
 
 def _rollup_where(f: RollupFilter, periods: list[tuple[datetime, datetime]]) -> tuple[str, list]:
+    """The rows of ``periods`` (all as wide as an hour or wider) matching ``f``."""
     by_width: dict[int, list[datetime]] = {}
     for start, end in periods:
         by_width.setdefault(int((end - start) / HOUR), []).append(start)
     where = ["(" + " OR ".join("(r.width = %s AND r.start = ANY(%s))" for _ in by_width) + ")"]
     params: list[Any] = [value for width, starts in by_width.items() for value in (width, starts)]
+    return _keys_where(f, where, params)
+
+
+def _keys_where(f: RollupFilter, where: list[str], params: list[Any]) -> tuple[str, list]:
     for column, values in (
         ("kind", f.kinds),
         ("name", f.names),
@@ -158,17 +195,19 @@ def _rollup_where(f: RollupFilter, periods: list[tuple[datetime, datetime]]) -> 
     return " AND ".join(where), params
 
 
-# A row per rollup row of the covered periods, and per (hour, name, model, tool) of the
-# spans in the gaps, aggregated as an hour's rollup row is: the hour (since the epoch) it
-# belongs to, its keys, sums, min/max duration and histogram. The histograms come as text
+# A row per rollup or slot row of the covered periods, and per (hour, name, model, tool)
+# of the spans in the gaps, aggregated as an hour's rollup row is: the hour (since the
+# epoch) it belongs to, its keys, sums, min/max duration and histogram. The histograms come as text
 # ('{3,7,9}' from a rollup row, '3,7,9' from the spans) and are parsed all at once:
 # PostgreSQL writes text arrays faster than any other form tried, and loading them as
 # Python lists cost more than the rest of the request together.
-_ROLLUP_ROWS = f"""SELECT (extract(epoch FROM r.start) / 3600)::bigint, r.name, r.model,
+_ROWS_OF = """SELECT floor(extract(epoch FROM r.start) / 3600)::bigint, r.name, r.model,
     r.tool_name, r.span_count, CASE WHEN r.status_code = %s THEN r.span_count ELSE 0 END,
     r.input_tokens, r.output_tokens, r.duration_min, r.duration_max,
     cardinality(r.duration_buckets), r.duration_buckets::text, r.duration_counts::text
-FROM {ROLLUP_TABLE} AS r WHERE """
+FROM {table} AS r WHERE """
+_ROLLUP_ROWS = _ROWS_OF.format(table=ROLLUP_TABLE)
+_SLOT_ROWS = _ROWS_OF.format(table=SLOT_TABLE)
 _GAP_ROWS = """SELECT (extract(epoch FROM hour) / 3600)::bigint, name, model, tool_name,
     sum(n)::bigint, sum(e)::bigint,
     sum(ti)::bigint, sum(tout)::bigint, min(lo), max(hi), count(*)::int,
@@ -201,9 +240,19 @@ def fetch(
         rows = rows.filter(started_at__gte=window[0])
     if window[1] is not None:
         rows = rows.filter(started_at__lt=window[1])
-    rollup_where, params = _rollup_where(f, periods)
-    parts = [_ROLLUP_ROWS + rollup_where]
-    params = [_ERROR, *params]
+    parts: list[str] = []
+    params: list[Any] = []
+    slots = [start for start, end in periods if end - start < HOUR]
+    if len(slots) < len(periods):
+        rollup_where, rollup_params = _rollup_where(
+            f, [(start, end) for start, end in periods if end - start >= HOUR]
+        )
+        parts.append(_ROLLUP_ROWS + rollup_where)
+        params += [_ERROR, *rollup_params]
+    if slots:
+        slot_where, slot_params = _keys_where(f, ["r.start = ANY(%s)"], [slots])
+        parts.append(_SLOT_ROWS + slot_where)
+        params += [_ERROR, *slot_params]
     # The spans outside the rollup periods: one index range per gap (an OR of ranges would
     # make PostgreSQL walk the whole window and filter).
     for lo, hi in _gaps(periods, after, before):
