@@ -185,12 +185,10 @@ class RefreshReport:
     slot_rows: int = 0
 
 
-def refresh(
-    conn: psycopg.Connection[Any], now: datetime, backfill: int = HOURS_PER_TRANSACTION
-) -> RefreshReport:
-    """Re-aggregate every dirty closed hour, and the wider periods they belong to, then give
-    ``backfill`` clean hours without slots theirs (see the module docstring). ``conn`` in
-    autocommit mode; a no-op while another process refreshes."""
+def refresh(conn: psycopg.Connection[Any], now: datetime, backfill: bool = True) -> RefreshReport:
+    """Re-aggregate every dirty closed hour, and the wider periods they belong to, then
+    (``backfill``) give the clean hours without slots theirs (see the module docstring).
+    ``conn`` in autocommit mode; a no-op while another process refreshes."""
     report = RefreshReport()
     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (REFRESH_LOCK_KEY,)).fetchone()
     if not row or not row[0]:
@@ -208,7 +206,8 @@ def refresh(
             if not hours:
                 break
             _refresh_hours(conn, hours, now - SETTLE, report)
-        _backfill_slots(conn, backfill, report)
+        while backfill and _backfill_slots(conn, report):
+            pass
         return report
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (REFRESH_LOCK_KEY,))
@@ -255,12 +254,11 @@ def _roll_slots(
     )
 
 
-def _backfill_slots(conn: psycopg.Connection[Any], limit: int, report: RefreshReport) -> None:
-    """Give up to ``limit`` rolled, clean hours without slots (rolled before the slots
-    existed) theirs, newest first. A span committed meanwhile marks its hour dirty: hour
-    and slots are then not clean, and the next refresh rewrites both."""
-    if limit <= 0:
-        return
+def _backfill_slots(conn: psycopg.Connection[Any], report: RefreshReport) -> bool:
+    """Give a day's worth of rolled, clean hours without slots (rolled before the slots
+    existed) theirs, newest first; False when there were none. A span committed meanwhile
+    marks its hour dirty: hour and slots are then not clean, and the next refresh rewrites
+    both."""
     hours = [
         h
         for (h,) in conn.execute(
@@ -268,13 +266,15 @@ def _backfill_slots(conn: psycopg.Connection[Any], limit: int, report: RefreshRe
             f"AND NOT EXISTS (SELECT 1 FROM {SLOTTED_TABLE} AS s WHERE s.hour = r.start) "
             f"AND NOT EXISTS (SELECT 1 FROM {DIRTY_TABLE} AS d WHERE d.hour = r.start) "
             "ORDER BY r.start DESC LIMIT %s",
-            (limit,),
+            (HOURS_PER_TRANSACTION,),
         ).fetchall()
     ]
-    if hours:
-        with conn.transaction():
-            _roll_slots(conn, hours, report)
-        report.slotted += len(hours)
+    if not hours:
+        return False
+    with conn.transaction():
+        _roll_slots(conn, hours, report)
+    report.slotted += len(hours)
+    return True
 
 
 def _roll_up(conn: psycopg.Connection[Any], start: datetime, width: int, child: int) -> int:
