@@ -117,7 +117,7 @@ def _clean_periods(
         rows = [(_EPOCH + timedelta(seconds=s), int(w)) for s, w in cursor.fetchall()]
     periods = []
     for start, width in rows:
-        if start not in edges:
+        if width != 1 or start not in edges:
             periods.append((start, HOUR * width))
             continue
         for i in range(HOUR // SLOT):  # a clean, slotted edge hour: its slots in the window
