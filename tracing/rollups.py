@@ -36,8 +36,9 @@ one transaction that first deletes those hours' dirty rows committed so far (REA
 COMMITTED: the spans they stand for are visible to its later statements); a span committed
 after that DELETE began keeps its dirty row for the next refresh. A dirty hour thus
 invalidates its slots with it, and they are rewritten together. When no hour is dirty, the
-refresh writes the slots of rolled hours that have none (newest first; an hour dirtied
-meanwhile is not clean, so slots and hour are never read apart). The wider periods keep the
+refresh writes the slots of every rolled hour that has none (rolled before the slots
+existed; a day's worth per transaction, newest first; an hour dirtied meanwhile is not
+clean, so slots and hour are never read apart). The wider periods keep the
 rows a long window reads few (30 days: 4 weeks and a few days, blocks and hours, not 720
 hours); the slots keep the edges of a window to at most two partial 5-minute slots of spans.
 
