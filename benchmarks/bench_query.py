@@ -127,7 +127,10 @@ def serve(port: int) -> None:
             return execute(sql, params, many, ctx)
 
         def install(sender: Any, connection: Any, **kwargs: Any) -> None:
-            connection.execute_wrappers.append(capture)
+            # once per thread's wrapper: it outlives its connection, and a reconnect (a
+            # connection past CONN_MAX_AGE, or broken) would log every statement twice
+            if capture not in connection.execute_wrappers:
+                connection.execute_wrappers.append(capture)
 
         connection_created.connect(install, weak=False)
 

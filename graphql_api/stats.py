@@ -8,7 +8,7 @@ Every number is computed by PostgreSQL (``tracing.read.stats``): percentiles wit
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Annotated, Any, NewType
 
@@ -175,10 +175,14 @@ def headline_stats(
 
 
 def time_series_field(
-    what: str, read: Callable[[Any, reads.Bucket, datetime, datetime], list[Any]]
+    what: str,
+    read: Callable[[Any, reads.Bucket, datetime, datetime], list[Any]],
+    held: Callable[[Any, reads.Bucket, datetime, datetime], Awaitable[list[Any] | None]]
+    | None = None,
 ) -> Any:
     """The ``timeSeries`` field of a ``headline_stats`` type: ``read`` per bucket over the
-    checked range (``bucket_range``); ``what`` (Runs, Spans) begins the description."""
+    checked range (``bucket_range``), unless ``held`` (the object, the range) gives the
+    rows the object computed already; ``what`` (Runs, Spans) begins the description."""
 
     async def time_series(
         self: Any,
@@ -188,7 +192,9 @@ def time_series_field(
     ) -> list[TimeBucket]:
         size = reads.Bucket(bucket)
         start, end = bucket_range(size, from_, to, self.filters)
-        rows = await sync_to_async(read)(self.rows, size, start, end)
+        rows = None if held is None else await held(self, size, start, end)
+        if rows is None:
+            rows = await sync_to_async(read)(self.rows, size, start, end)
         return [TimeBucket.of(row) for row in rows]
 
     return strawberry.field(resolver=time_series, description=f"{what} {TIME_SERIES_DESCRIPTION}")

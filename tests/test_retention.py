@@ -26,7 +26,15 @@ from tests.graphql_support import SpanWriter, execute, genai_run
 from tests.spans import agent_run_spans, started_at
 from tracing import partitions, retention, rollups
 from tracing.export import PostgresSpanExporter, conninfo_for
-from tracing.models import OTelSpan, OTelTrace, SpanRollup, SpanRollupDirty, SpanRollupRolled
+from tracing.models import (
+    OTelSpan,
+    OTelTrace,
+    SpanRollup,
+    SpanRollupDirty,
+    SpanRollupRolled,
+    SpanRollupSlot,
+    SpanRollupSlotted,
+)
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
@@ -249,6 +257,8 @@ def test_prune_removes_the_rollups_of_the_removed_days(runs: dict[str, uuid.UUID
     with psycopg.connect(conninfo_for(), autocommit=True) as conn:
         rollups.refresh(conn, NOW)
     assert SpanRollup.objects.filter(start__lt=CUTOFF).exists()
+    assert SpanRollupSlot.objects.filter(start__lt=CUTOFF).exists()
+    assert SpanRollupSlotted.objects.filter(hour__lt=CUTOFF).exists()
     assert not SpanRollupDirty.objects.exists()
 
     retention.prune(conninfo_for(), NOW, DAYS)
@@ -256,6 +266,8 @@ def test_prune_removes_the_rollups_of_the_removed_days(runs: dict[str, uuid.UUID
     # Then nothing of the removed days is left in the rollups...
     assert not SpanRollup.objects.filter(start__lt=CUTOFF).exists()
     assert not SpanRollupRolled.objects.filter(start__lt=CUTOFF).exists()
+    assert not SpanRollupSlot.objects.filter(start__lt=CUTOFF).exists()
+    assert not SpanRollupSlotted.objects.filter(hour__lt=CUTOFF).exists()
     assert not SpanRollupDirty.objects.filter(hour__lt=CUTOFF).exists()
     # ...the hour the straddling run's later spans left is marked for the next refresh...
     assert SpanRollupDirty.objects.filter(hour=rollups.hour_of(CUTOFF)).exists()

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator
 from datetime import datetime, timedelta
 from typing import Any
 
+import numpy as np
 import psycopg
 import pytest
 from django.db import connection
@@ -28,7 +29,7 @@ from tests.graphql_support import (
     ns,
     percentile_cont,
 )
-from tracing import rollups
+from tracing import histogram, rollups
 from tracing.conventions import semconv
 from tracing.export import PostgresSpanExporter, conninfo_for
 from tracing.models import (
@@ -36,6 +37,8 @@ from tracing.models import (
     SpanRollup,
     SpanRollupDirty,
     SpanRollupRolled,
+    SpanRollupSlot,
+    SpanRollupSlotted,
 )
 from tracing.read.spans import SpanRecord, span_records
 
@@ -44,7 +47,7 @@ pytestmark = pytest.mark.django_db
 # The refresh's clock: long after the dataset, so every hour of it is closed.
 LATER = T0 + timedelta(days=10)
 DAY0 = T0.replace(hour=0)
-TOLERANCE = rollups.MAX_RELATIVE_ERROR * (1 + 1e-9)
+TOLERANCE = histogram.MAX_RELATIVE_ERROR * (1 + 1e-9)
 
 
 def refresh() -> rollups.RefreshReport:
@@ -59,8 +62,9 @@ def data(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Built]:
             refresh()
         yield built
         with django_db_blocker.unblock():
-            for model in (SpanRollup, SpanRollupRolled, SpanRollupDirty):
+            for model in (SpanRollup, SpanRollupRolled, SpanRollupDirty, SpanRollupSlot):
                 model.objects.all().delete()
+            SpanRollupSlotted.objects.all().delete()
 
 
 def stored() -> list[SpanRecord]:
@@ -82,35 +86,58 @@ query($f: SpanFilter, $bucket: TimeBucketSize!, $from: DateTime, $to: DateTime) 
 """
 
 
-def stats(filters: dict[str, Any] | None, bucket: str = "HOUR") -> tuple[dict[str, Any], bool]:
-    """The spanStats of ``filters`` (time series over the dataset's day), and whether the
-    rollups were read."""
+def stats(
+    filters: dict[str, Any] | None,
+    bucket: str = "HOUR",
+    window: tuple[datetime, datetime] | None = (DAY0, DAY0 + timedelta(days=1)),
+    query: str = STATS,
+) -> tuple[dict[str, Any], bool]:
+    """The spanStats of ``filters`` (time series over ``window``; None: the filter's own),
+    and whether the rollups were read."""
     with CaptureQueriesContext(connection) as queries:
         result = execute(
-            STATS,
+            query,
             {
                 "f": filters,
                 "bucket": bucket,
-                "from": DAY0.isoformat(),
-                "to": (DAY0 + timedelta(days=1)).isoformat(),
+                "from": None if window is None else window[0].isoformat(),
+                "to": None if window is None else window[1].isoformat(),
             },
         )
     assert result.errors is None, result.errors
-    read_rollups = any(rollups.ROLLUP_TABLE + " " in q["sql"] for q in queries.captured_queries)
+    read_rollups = any(
+        table + " " in q["sql"]
+        for q in queries.captured_queries
+        for table in (rollups.ROLLUP_TABLE, rollups.SLOT_TABLE)
+    )
     if read_rollups:
-        # The clean periods (once), then one statement per part (headline, 3 groups, series).
-        assert len(queries) == 6, "\n\n".join(q["sql"] for q in queries.captured_queries)
+        # The clean periods, then one statement for every part over the filter's window
+        # (the headline, the groups, a series without its own from/to), one for a series
+        # over another window.
+        bounds = (filters or {}).get("startedAfter"), (filters or {}).get("startedBefore")
+        shared = None not in bounds and (
+            window is None or bounds == (window[0].isoformat(), window[1].isoformat())
+        )
+        assert len(queries) == (2 if shared else 3), "\n\n".join(
+            q["sql"] for q in queries.captured_queries
+        )
     return result.data["spanStats"], read_rollups
 
 
 def close(got: float | None, values: list[float], fraction: float) -> bool:
     exact = percentile_cont(values, fraction)
     assert got is not None
-    return abs(got - exact) <= TOLERANCE * abs(exact) + rollups.FLOOR_MS
+    return abs(got - exact) <= TOLERANCE * abs(exact) + histogram.FLOOR_MS
 
 
-def check(got: dict[str, Any], spans: list[SpanRecord], bucket: timedelta) -> None:
-    """Every figure of ``got`` against ``spans`` (the rows the filters select)."""
+def check(
+    got: dict[str, Any],
+    spans: list[SpanRecord],
+    bucket: timedelta,
+    window: tuple[datetime, datetime] = (DAY0, DAY0 + timedelta(days=1)),
+) -> None:
+    """Every figure of ``got`` against ``spans`` (the rows the filters select), the time
+    series over ``window`` (its first bucket where ``window`` begins, truncated)."""
     facts = {id(s): semconv.span_facts(s.name, s.attributes, s.span_kind) for s in spans}
 
     def summary(members: list[SpanRecord]) -> tuple[int, int, int, int]:
@@ -147,9 +174,12 @@ def check(got: dict[str, Any], spans: list[SpanRecord], bucket: timedelta) -> No
     groups("byTool", lambda s: facts[id(s)].tool_name)
     groups("byName", lambda s: s.name)
     series = got["timeSeries"]
-    assert len(series) == timedelta(days=1) / bucket
+    first = window[0].replace(minute=0, second=0, microsecond=0)
+    if bucket == timedelta(days=1):
+        first = first.replace(hour=0)
+    assert len(series) == -((first - window[1]) // bucket)
     for i, point in enumerate(series):
-        start = DAY0 + bucket * i
+        start = first + bucket * i
         assert datetime.fromisoformat(point["start"]) == start
         members = [s for s in spans if start <= s.started_at < start + bucket]
         assert (
@@ -227,6 +257,70 @@ def test_rollups_give_the_rows_figures(
     check(got, spans, timedelta(hours=1) if bucket == "HOUR" else timedelta(days=1))
 
 
+@pytest.mark.parametrize(
+    ("after", "before"),
+    [
+        # partial hours at both ends, inside one day
+        (T0 + timedelta(minutes=30), T0 + timedelta(hours=4, minutes=20)),
+        # whole hours, days and a partial hour
+        (DAY0 - timedelta(days=1), DAY0 + timedelta(days=1, minutes=45)),
+    ],
+)
+@pytest.mark.parametrize("bucket", ["HOUR", "DAY"])
+@pytest.mark.parametrize("kind", [None, ["LLM"]])
+def test_every_part_over_the_filters_window_from_one_statement(
+    data: Built, after: datetime, before: datetime, bucket: str, kind: list[str] | None
+) -> None:
+    # Given a window that is not hour-aligned, and a time series without from/to (so over
+    # the filter's window, as a dashboard asks it)
+    filters: dict[str, Any] = {
+        "startedAfter": after.isoformat(),
+        "startedBefore": before.isoformat(),
+    }
+    if kind is not None:
+        filters["kind"] = kind
+    spans = [
+        s
+        for s in stored()
+        if after <= s.started_at < before
+        and (kind is None or semconv.classify(s.name, s.attributes, s.span_kind).value == "llm")
+    ]
+    assert spans
+    # When every part is asked, then one statement reads them all (after the clean
+    # periods' look-up), and each equals what the rows give.
+    got, read_rollups = stats(filters, bucket, window=None)
+    assert read_rollups
+    check(got, spans, HOUR if bucket == "HOUR" else timedelta(days=1), (after, before))
+
+
+BOTH_SERIES = """
+query($f: SpanFilter) {
+  spanStats(filters: $f) {
+    count
+    ... on SpanStats { byName { key count } }
+    hours: timeSeries(bucket: HOUR) { start count errors p95DurationMs inputTokens }
+    days: timeSeries(bucket: DAY) { start count errors p95DurationMs inputTokens }
+  }
+}
+"""
+
+
+def test_an_hour_and_a_day_series_share_the_statement(data: Built) -> None:
+    after, before = T0 + timedelta(minutes=10), T0 + timedelta(hours=3, minutes=5)
+    filters = {"startedAfter": after.isoformat(), "startedBefore": before.isoformat()}
+    with CaptureQueriesContext(connection) as queries:
+        result = execute(BOTH_SERIES, {"f": filters})
+    assert result.errors is None, result.errors
+    assert len(queries) == 2, "\n\n".join(q["sql"] for q in queries.captured_queries)
+    got = result.data["spanStats"]
+    spans = [s for s in stored() if after <= s.started_at < before]
+    assert got["count"] == len(spans) == sum(p["count"] for p in got["hours"])
+    assert [p["start"] for p in got["hours"]] == [(T0 + HOUR * i).isoformat() for i in range(4)]
+    assert len(got["days"]) == 1 and got["days"][0]["count"] == len(spans)
+    assert got["days"][0]["inputTokens"] == sum(p["inputTokens"] for p in got["hours"])
+    assert sum(g["count"] for g in got["byName"]) == len(spans)
+
+
 def test_an_empty_list_filter_matches_nothing(data: Built) -> None:
     got, read_rollups = stats({"kind": []})
     assert read_rollups
@@ -287,23 +381,63 @@ def test_a_late_span_counts_at_once_and_a_resent_one_never_twice(data: Built) ->
         provider.shutdown()
 
 
+def test_merged_histograms_give_the_definitions_percentiles_exactly() -> None:
+    # Groups of histograms split into entries in any order (some groups empty) give, merged
+    # at once, exactly what ``histogram_percentiles`` gives for each group's sum.
+    rng = random.Random(11)
+    fractions = (0.0, 0.01, 0.5, 0.95, 0.99, 1.0)
+    for _ in range(50):
+        entries: list[tuple[int, int, int]] = []
+        expected = []
+        lows, highs = [], []
+        for g in range(rng.randint(1, 8)):
+            values = [rng.lognormvariate(3, 2) for _ in range(rng.choice([0, 1, 2, 3, 40, 400]))]
+            summed: dict[int, int] = {}
+            for v in values:
+                b = histogram.bucket_of(v)
+                summed[b] = summed.get(b, 0) + 1
+            for b, c in summed.items():
+                while c:  # a bucket's count split over several entries
+                    part = rng.randint(1, c)
+                    entries.append((g, b, part))
+                    c -= part
+            lows.append(min(values, default=0.0))
+            highs.append(max(values, default=0.0))
+            order = sorted(summed)
+            expected.append(
+                histogram.histogram_percentiles(
+                    order, [summed[b] for b in order], lows[-1], highs[-1], fractions
+                )
+            )
+        rng.shuffle(entries)
+        groups, buckets, counts = (
+            (np.array(c, dtype=np.int64) for c in zip(*entries, strict=True))
+            if entries
+            else (np.zeros(0, dtype=np.int64),) * 3
+        )
+        got = histogram.merged_percentiles(
+            groups, buckets, counts, np.array(lows), np.array(highs), fractions
+        )
+        assert got == expected
+
+
 def test_histogram_percentiles_within_the_documented_error() -> None:
     rng = random.Random(7)
     for size in (1, 2, 3, 10, 200, 5000):
         values = [rng.lognormvariate(3, 2) for _ in range(size)] + [0.0]
         buckets: dict[int, int] = {}
         for v in values:
-            b = rollups.bucket_of(v)
+            b = histogram.bucket_of(v)
             buckets[b] = buckets.get(b, 0) + 1
         order = sorted(buckets)
         fractions = (0.0, 0.01, 0.5, 0.95, 0.99, 1.0)
-        got = rollups.histogram_percentiles(
+        got = histogram.histogram_percentiles(
             order, [buckets[b] for b in order], min(values), max(values), fractions
         )
         for fraction, estimate in zip(fractions, got, strict=True):
             assert close(estimate, values, fraction), (size, fraction)
-    assert rollups.histogram_percentiles([], [], 0.0, 0.0, (0.5,)) == [None]
-    assert rollups.MAX_RELATIVE_ERROR < 0.02
+    assert histogram.histogram_percentiles([], [], 0.0, 0.0, (0.5,)) == [None]
+    assert histogram.MAX_RELATIVE_ERROR < 0.02
 
 
 def test_a_batch_marks_every_hour_it_touches() -> None:

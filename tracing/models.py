@@ -276,14 +276,12 @@ class OTelResource(models.Model):
         return self.service_name or str(self.id)
 
 
-class SpanRollup(models.Model):
-    """Spans of one period (``width`` hours from ``start``: 1 or 24) sharing one group key,
-    aggregated: maintained by ``tracing.rollups`` only (raw SQL), read by
-    ``tracing.read.span_rollups``. ``duration_buckets``/``duration_counts`` are a sparse
-    histogram (``tracing.rollups``: bucket numbers ascending, and their span counts)."""
+class _SpanAggregate(models.Model):
+    """The group key and aggregates of a rollup row (``tracing.rollups``):
+    ``duration_buckets``/``duration_counts`` are a sparse histogram (bucket numbers
+    ascending, and their span counts)."""
 
     start = models.DateTimeField()
-    width = models.SmallIntegerField()
     kind = models.CharField(max_length=32)
     name = models.CharField(max_length=500)
     model = models.CharField(max_length=200, null=True)  # noqa: DJ001 -- as on OTelSpan
@@ -298,11 +296,48 @@ class SpanRollup(models.Model):
     duration_counts = ArrayField(models.IntegerField())
 
     class Meta:
+        abstract = True
+
+
+class SpanRollup(_SpanAggregate):
+    """Spans of one period (``width`` hours from ``start``: 1, 6, 24 or 168) sharing one
+    group key, aggregated: maintained by ``tracing.rollups`` only (raw SQL), read by
+    ``tracing.read.span_rollups``."""
+
+    width = models.SmallIntegerField()
+
+    class Meta:
         verbose_name = "span rollup"
         indexes = (models.Index(fields=["width", "start"], name="spanrollup_start_idx"),)
 
     def __str__(self) -> str:
         return f"{self.start.isoformat()} +{self.width}h {self.name}: {self.span_count}"
+
+
+class SpanRollupSlot(_SpanAggregate):
+    """Spans of one 5-minute slot (from ``start``) sharing one group key, aggregated: the
+    slots of an hour are written with it (``tracing.rollups``) and read only for the
+    partial hours at a window's edges (``tracing.read.span_rollups``)."""
+
+    class Meta:
+        verbose_name = "span rollup slot"
+        indexes = (models.Index(fields=["start"], name="spanrollupslot_start_idx"),)
+
+    def __str__(self) -> str:
+        return f"{self.start.isoformat()} +5min {self.name}: {self.span_count}"
+
+
+class SpanRollupSlotted(models.Model):
+    """An hour whose ``SpanRollupSlot`` rows are complete (none: it had no spans); usable
+    while the hour is clean (``tracing.rollups``)."""
+
+    hour = models.DateTimeField(primary_key=True)
+
+    class Meta:
+        verbose_name = "span hour rolled in 5-minute slots"
+
+    def __str__(self) -> str:
+        return self.hour.isoformat()
 
 
 class SpanRollupRolled(models.Model):

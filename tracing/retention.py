@@ -290,11 +290,13 @@ class MaintenanceThread(threading.Thread):
             return
         with psycopg.connect(self._conninfo, autocommit=True) as conn:
             done = rollups.refresh(conn, datetime.now(UTC))
-        if done.hours:
+        if done.hours or done.slotted:
             logger.info(
-                "span rollups: %d hours (and %d wider periods) re-aggregated",
+                "span rollups: %d hours (and %d wider periods) re-aggregated, "
+                "%d more hours given 5-minute slots",
                 done.hours,
                 done.wider,
+                done.slotted,
             )
 
     def run(self) -> None:

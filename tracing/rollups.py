@@ -1,8 +1,9 @@
 """Span rollups: per-hour, 6-hour, day and week aggregates of the span table, so
-``spanStats`` over days reads a few thousand rollup rows instead of millions of spans.
+``spanStats`` over days reads a few thousand rollup rows instead of millions of spans, and
+5-minute slots of the hours, so a window's partial edge hours read minutes of spans.
 
-Owns the contents of three tables (their models are in ``tracing.models``), the duration
-histogram, the writers' dirty marks and the refresh:
+Owns the contents of five tables (their models are in ``tracing.models``), the writers'
+dirty marks and the refresh:
 
 ``tracing_spanrollup``
     One row per (``start``, ``width`` in hours: 1, 6, 24 or 168) and group key (``kind``, ``name``,
@@ -11,6 +12,11 @@ histogram, the writers' dirty marks and the refresh:
 ``tracing_spanrolluprolled``
     The (``start``, ``width``) periods whose rollup rows are complete (a period with no
     rollup rows and a mark here had no spans).
+``tracing_spanrollupslot``
+    The same rows per 5-minute slot (``start``; no width) of an hour.
+``tracing_spanrollupslotted``
+    The hours whose slot rows are complete (hours rolled before the slots existed have
+    none until the refresh writes them).
 ``tracing_spanrollupdirty``
     One row per (hour, write transaction) that added spans: ``write_rows`` (both entries),
     the seeder and retention insert them in the transaction that changes the spans. No
@@ -20,46 +26,46 @@ histogram, the writers' dirty marks and the refresh:
     then be in no rollup and in no dirty hour. One row per write keeps every writer's mark
     until a refresh that sees its spans deletes it.
 
-A period is *clean* when it is rolled and no dirty row falls in it; readers
-(``tracing.read.span_rollups``) use rollups only for clean periods and read the spans of
-every other instant. ``refresh`` (run by the maintenance thread every minute) re-aggregates
-the dirty hours that are closed (ended ``SETTLE`` ago) from the spans, then the 6-hour
-blocks, days and weeks (``LEVELS``) they belong to from their parts, all in one
-transaction that first deletes those hours' dirty rows committed so far (READ COMMITTED:
-the spans they stand for are visible to its later statements); a span committed after
-that DELETE began keeps its dirty row for the next refresh. The wider periods keep the
+A period is *clean* when it is rolled and no dirty row falls in it; a slot when its hour
+is clean and slotted. Readers (``tracing.read.span_rollups``) use rollups only for clean
+periods and slots and read the spans of every other instant. ``refresh`` (run by the
+maintenance thread every minute) re-aggregates the dirty hours that are closed (ended
+``SETTLE`` ago): their slots from the spans (one scan per hour), each hour from its slots,
+then the 6-hour blocks, days and weeks (``LEVELS``) they belong to from their parts, all in
+one transaction that first deletes those hours' dirty rows committed so far (READ
+COMMITTED: the spans they stand for are visible to its later statements); a span committed
+after that DELETE began keeps its dirty row for the next refresh. A dirty hour thus
+invalidates its slots with it, and they are rewritten together. When no hour is dirty, the
+refresh writes the slots of every rolled hour that has none (rolled before the slots
+existed; a day's worth per transaction, newest first; an hour dirtied meanwhile is not
+clean, so slots and hour are never read apart). The wider periods keep the
 rows a long window reads few (30 days: 4 weeks and a few days, blocks and hours, not 720
-hours).
+hours); the slots keep the edges of a window to at most two partial 5-minute slots of spans.
 
-The histogram: bucket 0 holds durations under ``FLOOR_MS`` (and negative ones, from
-skewed clocks); bucket ``b >= 1`` holds [FLOOR_MS * RATIO**(b-1), FLOOR_MS * RATIO**b).
-A percentile read from it takes the geometric middle of the bucket holding each order
-statistic (clamped to the group's exact min and max, which are also returned exactly for
-the first and last), interpolated as ``percentile_cont`` does: its relative error is at
-most ``MAX_RELATIVE_ERROR`` (sqrt(RATIO) - 1, under 2 %); under ``FLOOR_MS`` the absolute
-error is under ``FLOOR_MS``.
+The duration histogram (its buckets, the percentiles read from it and their error) is
+``tracing.histogram``'s.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import psycopg
 
+from tracing.histogram import bucket_sql
+
 ROLLUP_TABLE = "tracing_spanrollup"
 ROLLED_TABLE = "tracing_spanrolluprolled"
 DIRTY_TABLE = "tracing_spanrollupdirty"
+SLOT_TABLE = "tracing_spanrollupslot"
+SLOTTED_TABLE = "tracing_spanrollupslotted"
 
 HOUR = timedelta(hours=1)
+SLOT = timedelta(minutes=5)
 DAY = timedelta(days=1)
-FLOOR_MS = 0.001
-RATIO = 1.04
-MAX_BUCKET = 32767  # smallint
-MAX_RELATIVE_ERROR = math.sqrt(RATIO) - 1
 # A closed hour is re-aggregated once it ended this long ago (spans still in exporters'
 # buffers usually arrive by then; later ones mark their hour dirty again).
 SETTLE = timedelta(minutes=1)
@@ -68,67 +74,6 @@ REFRESH_LOCK_KEY = 0x726F6C6C_75707300
 HOURS_PER_TRANSACTION = 24
 
 GROUP_KEY = ("kind", "name", "model", "tool_name", "status_code")
-
-
-def bucket_sql(duration: str) -> str:
-    """The histogram bucket of a duration column, as SQL (``duration`` is an identifier of
-    our own, never user input)."""
-    return (
-        f"CASE WHEN {duration} < {FLOOR_MS!r} THEN 0 ELSE LEAST({MAX_BUCKET}, "
-        f"1 + floor(ln({duration} / {FLOOR_MS!r}) / ln({RATIO!r})))::int END"
-    )
-
-
-def bucket_of(duration_ms: float) -> int:
-    """``bucket_sql`` in Python (tests)."""
-    if duration_ms < FLOOR_MS:
-        return 0
-    return min(MAX_BUCKET, 1 + math.floor(math.log(duration_ms / FLOOR_MS) / math.log(RATIO)))
-
-
-def bucket_value(bucket: int) -> float:
-    """The value a bucket stands for: the geometric middle of its bounds (0 for bucket 0)."""
-    if bucket <= 0:
-        return 0.0
-    return float(FLOOR_MS * RATIO ** (bucket - 1) * math.sqrt(RATIO))
-
-
-def histogram_percentiles(
-    buckets: list[int], counts: list[int], low: float, high: float, fractions: Iterable[float]
-) -> list[float | None]:
-    """``percentile_cont`` of each fraction, estimated from a histogram (sorted buckets)
-    of ``sum(counts)`` values whose exact min and max are ``low`` and ``high``."""
-    total = sum(counts)
-    if total == 0:
-        return [None for _ in fractions]
-    ends: list[int] = []
-    running = 0
-    for count in counts:
-        running += count
-        ends.append(running)
-
-    def value(position: int) -> float:  # the position-th smallest value, 0-based
-        if position == 0:
-            return low
-        if position == total - 1:
-            return high
-        lo_i, hi_i = 0, len(ends) - 1
-        while lo_i < hi_i:  # the first bucket whose cumulative end passes position
-            mid = (lo_i + hi_i) // 2
-            if ends[mid] > position:
-                hi_i = mid
-            else:
-                lo_i = mid + 1
-        return min(high, max(low, bucket_value(buckets[lo_i])))
-
-    out: list[float | None] = []
-    for fraction in fractions:
-        rank = fraction * (total - 1)
-        k = math.floor(rank)
-        part = rank - k
-        v = value(k)
-        out.append(v if part == 0 else v + part * (value(min(k + 1, total - 1)) - v))
-    return out
 
 
 # --- writers -----------------------------------------------------------------------------
@@ -161,39 +106,45 @@ def dirty_params(starts: Sequence[datetime]) -> tuple[list[datetime]]:
 
 # --- refresh -----------------------------------------------------------------------------
 
-_COLUMNS = (
-    "start, width, kind, name, model, tool_name, status_code, span_count, input_tokens, "
+_SLOT_COLUMNS = (
+    "start, kind, name, model, tool_name, status_code, span_count, input_tokens, "
     "output_tokens, duration_min, duration_max, duration_buckets, duration_counts"
 )
-_ROLL_HOUR = f"""
-INSERT INTO {ROLLUP_TABLE} ({_COLUMNS})
-SELECT %(start)s, 1, kind, name, model, tool_name, status_code, sum(n), sum(ti), sum(tout),
+_COLUMNS = f"width, {_SLOT_COLUMNS}"
+# The 5-minute slots of one hour from its spans, in one scan.
+_ROLL_SLOTS = f"""
+INSERT INTO {SLOT_TABLE} ({_SLOT_COLUMNS})
+SELECT slot, kind, name, model, tool_name, status_code, sum(n), sum(ti), sum(tout),
        min(lo), max(hi), array_agg(b::smallint ORDER BY b), array_agg(n::int ORDER BY b)
 FROM (
-    SELECT kind, name, model, tool_name, status_code, {bucket_sql("duration_ms")} AS b,
+    SELECT date_bin('5 minutes', started_at, %(start)s) AS slot, kind, name, model,
+           tool_name, status_code, {bucket_sql("duration_ms")} AS b,
            count(*) AS n, sum(input_tokens) AS ti, sum(output_tokens) AS tout,
            min(duration_ms) AS lo, max(duration_ms) AS hi
     FROM tracing_otelspan
     WHERE started_at >= %(start)s AND started_at < %(end)s
-    GROUP BY 1, 2, 3, 4, 5, 6
+    GROUP BY 1, 2, 3, 4, 5, 6, 7
 ) AS per_bucket
-GROUP BY kind, name, model, tool_name, status_code
+GROUP BY slot, kind, name, model, tool_name, status_code
 """
 # The wider periods, each rolled up from its narrower ones once all of those are rolled and
 # it is closed: (width, child width) in hours. Weeks start on Monday (as date_trunc's).
 LEVELS = ((6, 1), (24, 6), (168, 24))
 _CHILD = dict(LEVELS)
 
-# A period from its children's rollups (the caller checked they are all rolled).
-_ROLL_UP = f"""
+
+def _roll_up_sql(table: str, children: str) -> str:
+    """A period from its children's rows (those of ``table`` where ``children``; the
+    caller checked they are all rolled)."""
+    return f"""
 INSERT INTO {ROLLUP_TABLE} ({_COLUMNS})
-SELECT %(start)s, %(width)s, g.kind, g.name, g.model, g.tool_name, g.status_code, g.n, g.ti,
+SELECT %(width)s, %(start)s, g.kind, g.name, g.model, g.tool_name, g.status_code, g.n, g.ti,
        g.tout, g.lo, g.hi, h.bs, h.cs
 FROM (
     SELECT kind, name, model, tool_name, status_code, sum(span_count) AS n,
            sum(input_tokens) AS ti, sum(output_tokens) AS tout,
            min(duration_min) AS lo, max(duration_max) AS hi
-    FROM {ROLLUP_TABLE} WHERE width = %(child)s AND start >= %(start)s AND start < %(end)s
+    FROM {table} WHERE {children}
     GROUP BY 1, 2, 3, 4, 5
 ) AS g
 JOIN (
@@ -201,8 +152,8 @@ JOIN (
            array_agg(b::smallint ORDER BY b) AS bs, array_agg(c::int ORDER BY b) AS cs
     FROM (
         SELECT r.kind, r.name, r.model, r.tool_name, r.status_code, u.b, sum(u.c) AS c
-        FROM {ROLLUP_TABLE} AS r, unnest(r.duration_buckets, r.duration_counts) AS u(b, c)
-        WHERE r.width = %(child)s AND r.start >= %(start)s AND r.start < %(end)s
+        FROM {table} AS r, unnest(r.duration_buckets, r.duration_counts) AS u(b, c)
+        WHERE {children}
         GROUP BY 1, 2, 3, 4, 5, 6
     ) AS per_bucket
     GROUP BY 1, 2, 3, 4, 5
@@ -210,6 +161,11 @@ JOIN (
 ON (h.kind, h.name, h.status_code) = (g.kind, g.name, g.status_code)
    AND h.model IS NOT DISTINCT FROM g.model AND h.tool_name IS NOT DISTINCT FROM g.tool_name
 """
+
+
+_WITHIN = "start >= %(start)s AND start < %(end)s"
+_ROLL_UP = _roll_up_sql(ROLLUP_TABLE, f"width = %(child)s AND {_WITHIN}")
+_ROLL_HOUR = _roll_up_sql(SLOT_TABLE, _WITHIN)
 
 
 def period_start(instant: datetime, width: int) -> datetime:
@@ -225,13 +181,15 @@ def period_start(instant: datetime, width: int) -> datetime:
 class RefreshReport:
     hours: int = 0
     wider: int = 0  # 6-hour blocks, days and weeks rolled up from their parts
-    rows: int = 0
+    rows: int = 0  # hour rows
+    slotted: int = 0  # clean hours given the slots they lacked
+    slot_rows: int = 0
 
 
-def refresh(conn: psycopg.Connection[Any], now: datetime) -> RefreshReport:
-    """Re-aggregate every dirty closed hour, and the wider periods they belong to (see the
-    module docstring). ``conn`` in autocommit mode; a no-op while another process
-    refreshes."""
+def refresh(conn: psycopg.Connection[Any], now: datetime, backfill: bool = True) -> RefreshReport:
+    """Re-aggregate every dirty closed hour, and the wider periods they belong to, then
+    (``backfill``) give the clean hours without slots theirs (see the module docstring).
+    ``conn`` in autocommit mode; a no-op while another process refreshes."""
     report = RefreshReport()
     row = conn.execute("SELECT pg_try_advisory_lock(%s)", (REFRESH_LOCK_KEY,)).fetchone()
     if not row or not row[0]:
@@ -247,8 +205,11 @@ def refresh(conn: psycopg.Connection[Any], now: datetime) -> RefreshReport:
                 ).fetchall()
             ]
             if not hours:
-                return report
+                break
             _refresh_hours(conn, hours, now - SETTLE, report)
+        while backfill and _backfill_slots(conn, report):
+            pass
+        return report
     finally:
         conn.execute("SELECT pg_advisory_unlock(%s)", (REFRESH_LOCK_KEY,))
 
@@ -261,8 +222,11 @@ def _refresh_hours(
         # visible to every later statement of this transaction (READ COMMITTED).
         conn.execute(f"DELETE FROM {DIRTY_TABLE} WHERE hour = ANY(%s)", (hours,))
         conn.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE width = 1 AND start = ANY(%s)", (hours,))
+        _roll_slots(conn, hours, report)
         for hour in hours:
-            report.rows += conn.execute(_ROLL_HOUR, {"start": hour, "end": hour + HOUR}).rowcount
+            report.rows += conn.execute(
+                _ROLL_HOUR, {"start": hour, "end": hour + HOUR, "width": 1}
+            ).rowcount
         conn.execute(
             f"INSERT INTO {ROLLED_TABLE} (start, width) SELECT unnest(%s::timestamptz[]), 1 "
             "ON CONFLICT (start, width) DO NOTHING",
@@ -273,6 +237,45 @@ def _refresh_hours(
             for start in sorted({period_start(h, width) for h in hours}):
                 if start + HOUR * width <= closed:
                     report.wider += _roll_up(conn, start, width, child)
+
+
+def _roll_slots(
+    conn: psycopg.Connection[Any], hours: list[datetime], report: RefreshReport
+) -> None:
+    """Rewrite the slots of ``hours`` from their spans and mark the hours slotted (in the
+    caller's transaction)."""
+    for hour in hours:
+        bounds = {"start": hour, "end": hour + HOUR}
+        conn.execute(f"DELETE FROM {SLOT_TABLE} WHERE {_WITHIN}", bounds)
+        report.slot_rows += conn.execute(_ROLL_SLOTS, bounds).rowcount
+    conn.execute(
+        f"INSERT INTO {SLOTTED_TABLE} (hour) SELECT unnest(%s::timestamptz[]) "
+        "ON CONFLICT (hour) DO NOTHING",
+        (hours,),
+    )
+
+
+def _backfill_slots(conn: psycopg.Connection[Any], report: RefreshReport) -> bool:
+    """Give a day's worth of rolled, clean hours without slots (rolled before the slots
+    existed) theirs, newest first; False when there were none. A span committed meanwhile
+    marks its hour dirty: hour and slots are then not clean, and the next refresh rewrites
+    both."""
+    hours = [
+        h
+        for (h,) in conn.execute(
+            f"SELECT r.start FROM {ROLLED_TABLE} AS r WHERE r.width = 1 "
+            f"AND NOT EXISTS (SELECT 1 FROM {SLOTTED_TABLE} AS s WHERE s.hour = r.start) "
+            f"AND NOT EXISTS (SELECT 1 FROM {DIRTY_TABLE} AS d WHERE d.hour = r.start) "
+            "ORDER BY r.start DESC LIMIT %s",
+            (HOURS_PER_TRANSACTION,),
+        ).fetchall()
+    ]
+    if not hours:
+        return False
+    with conn.transaction():
+        _roll_slots(conn, hours, report)
+    report.slotted += len(hours)
+    return True
 
 
 def _roll_up(conn: psycopg.Connection[Any], start: datetime, width: int, child: int) -> int:
@@ -292,12 +295,14 @@ def _roll_up(conn: psycopg.Connection[Any], start: datetime, width: int, child: 
             part = start + HOUR * child * i
             if part not in rolled:
                 _roll_up(conn, part, child, _CHILD[child])
-    else:
+    else:  # the hours newly rolled here have no spans: no slots either
         conn.execute(
-            f"INSERT INTO {ROLLED_TABLE} (start, width) SELECT h, 1 "
+            f"WITH rolled AS (INSERT INTO {ROLLED_TABLE} (start, width) SELECT h, 1 "
             "FROM unnest(%s::timestamptz[]) AS h "
             f"WHERE NOT EXISTS (SELECT 1 FROM {DIRTY_TABLE} d WHERE d.hour = h) "
-            "ON CONFLICT (start, width) DO NOTHING",
+            "ON CONFLICT (start, width) DO NOTHING RETURNING start) "
+            f"INSERT INTO {SLOTTED_TABLE} (hour) SELECT start FROM rolled "
+            "ON CONFLICT (hour) DO NOTHING",
             ([start + HOUR * i for i in range(width)],),
         )
     conn.execute(f"DELETE FROM {ROLLUP_TABLE} WHERE width = %s AND start = %s", (width, start))
@@ -323,6 +328,8 @@ def forget_before(conn: psycopg.Connection[Any], cutoff: datetime) -> None:
         for table, column in (
             (ROLLUP_TABLE, "start"),
             (ROLLED_TABLE, "start"),
+            (SLOT_TABLE, "start"),
+            (SLOTTED_TABLE, "hour"),
             (DIRTY_TABLE, "hour"),
         ):
             conn.execute(f"DELETE FROM {table} WHERE {column} < %s", (cutoff,))
