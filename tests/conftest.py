@@ -31,6 +31,7 @@ from graphql_api import token_cache
 from tests.pg_proxy import PostgresProxy
 from tracing import pipeline
 from tracing.export import PostgresSpanExporter, conninfo_for
+from tracing.read import span_window
 
 # The in-process app's maintenance thread (campus_core.asgi) and the servers started as
 # subprocesses must not roll up the tests' committed spans on the wall clock's schedule:
@@ -66,6 +67,13 @@ def _close_connections_before_dropping_the_test_db(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = current_database() AND pid <> pg_backend_pid()"
         )
+
+
+@pytest.fixture(autouse=True)
+def _no_kept_span_windows() -> None:
+    """Each test's span pages look their window up in its own data
+    (tracing/read/span_window.py keeps them a minute per process)."""
+    span_window.forget()
 
 
 @pytest.fixture(autouse=True)

@@ -20,7 +20,7 @@ from strawberry.types.nodes import SelectedField, Selection
 from strawberry_django.filters import apply as apply_filters
 
 from graphql_api.context import loaders
-from graphql_api.errors import BadArgument
+from graphql_api.errors import BadArgument, given, parse_trace_id
 from graphql_api.pagination import (
     DEFAULT_PAGE_SIZE,
     MAX_PAGE_SIZE,
@@ -31,6 +31,7 @@ from graphql_api.pagination import (
 from graphql_api.permissions import staff_only
 from graphql_api.spans.filters import SpanFilter, SpanOrder, sort_orders
 from graphql_api.spans.schema import asks_tree
+from graphql_api.spans.stats import rollup_filter
 from graphql_api.spans.types import SpanType
 from tracing.models import OTelSpan
 from tracing.read.span_search import BadCursor, check_cursor_values, span_page
@@ -121,7 +122,13 @@ class Query:
                 raise BadArgument(f"Invalid cursor in 'after': {exc}.") from None
         # Building the queryset checks the filters; it runs no query.
         spans = apply_filters(filters, OTelSpan.objects.all(), info)
-        page = await sync_to_async(span_page)(spans, order, after_values, size)
+        keys = rollup_filter(filters)
+        trace_id = given(filters, "trace_id")
+        trace = parse_trace_id(str(trace_id)) if trace_id is not None else None
+        # Other filters get a wide window; a trace's spans are bounded by its row instead.
+        page = await sync_to_async(span_page)(
+            spans, order, after_values, size, keys, keys is None and trace is None, trace
+        )
         records = [record for _, record in page.spans]
         nodes = await _nodes(records, info)
         edges = [

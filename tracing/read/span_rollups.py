@@ -178,10 +178,10 @@ def _rollup_where(f: RollupFilter, periods: list[tuple[datetime, datetime]]) -> 
         by_width.setdefault(int((end - start) / HOUR), []).append(start)
     where = ["(" + " OR ".join("(r.width = %s AND r.start = ANY(%s))" for _ in by_width) + ")"]
     params: list[Any] = [value for width, starts in by_width.items() for value in (width, starts)]
-    return _keys_where(f, where, params)
+    return keys_where(f, where, params)
 
 
-def _keys_where(f: RollupFilter, where: list[str], params: list[Any]) -> tuple[str, list]:
+def keys_where(f: RollupFilter, where: list[str], params: list[Any]) -> tuple[str, list]:
     for column, values in (
         ("kind", f.kinds),
         ("name", f.names),
@@ -250,7 +250,7 @@ def fetch(
         parts.append(_ROLLUP_ROWS + rollup_where)
         params += [_ERROR, *rollup_params]
     if slots:
-        slot_where, slot_params = _keys_where(f, ["r.start = ANY(%s)"], [slots])
+        slot_where, slot_params = keys_where(f, ["r.start = ANY(%s)"], [slots])
         parts.append(_SLOT_ROWS + slot_where)
         params += [_ERROR, *slot_params]
     # The spans outside the rollup periods: one index range per gap (an OR of ranges would

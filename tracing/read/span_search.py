@@ -14,6 +14,7 @@ index where the cursor points) and ``LIMIT size + 1`` to learn whether more foll
 from __future__ import annotations
 
 import json
+import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -27,7 +28,9 @@ from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, QuerySe
 from tracing.conventions import semconv
 from tracing.conventions.semconv import Concept
 from tracing.models import OTelSpan
-from tracing.read.spans import SpanRecord, keyed_span_records
+from tracing.read.span_rollups import RollupFilter
+from tracing.read.span_window import window_for
+from tracing.read.spans import SpanRecord, keyed_span_records, within_traces
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
@@ -246,14 +249,49 @@ class SpanPage:
     has_next: bool
 
 
+# Spans (of any kind) a window must hold when the filters are not rollup keys: enough for
+# a page of 50 under a filter that keeps 1 in 200 of them (duration, attribute, trace).
+WIDE_NEED = 20_000
+
+
 def span_page(
     spans: QuerySet[OTelSpan],
     order: Sequence[SortOrder],
     after: Sequence[Any] | None,
     size: int,
+    keys: RollupFilter | None = None,
+    widen: bool = False,
+    trace: uuid.UUID | None = None,
 ) -> SpanPage:
-    """One page of ``spans`` in ``order`` after the cursor ``after`` (its values): ONE query."""
+    """One page of ``spans`` in ``order`` after the cursor ``after`` (its values): ONE
+    query. A newest-first page is read from the newest window the rollups say holds it
+    (``span_window``: one small query more, kept a minute; the page read again unbounded
+    should the window fall short): with ``keys`` (the filters as rollup keys, when they
+    all are) a window holding the page's matching spans; with ``widen`` instead, one
+    holding ``WIDE_NEED`` spans of any kind. ``trace``: the one trace the filters ask for,
+    whose row bounds the read to the day partitions its spans are in (one small query)."""
     order = order or NEWEST_FIRST
+    if trace is not None:
+        spans = spans.filter(within_traces([trace]))
+    if (keys is not None or widen) and list(order) == list(NEWEST_FIRST):
+        cursor = _decoded(order, after)[0] if after is not None else None
+        bounds = (cursor, keys.before if keys is not None else None)
+        before = min((t for t in bounds if t is not None), default=None)
+        since = (
+            window_for(keys, before, size + 1)
+            if keys is not None
+            else window_for(RollupFilter(), before, WIDE_NEED)
+        )
+        if since is not None:
+            bounded = _page(spans.filter(started_at__gte=since), order, after, size)
+            if bounded.has_next:
+                return bounded
+    return _page(spans, order, after, size)
+
+
+def _page(
+    spans: QuerySet[OTelSpan], order: Sequence[SortOrder], after: Sequence[Any] | None, size: int
+) -> SpanPage:
     page = spans
     if after is not None:
         page = page.filter(_after(order, _decoded(order, after)))
