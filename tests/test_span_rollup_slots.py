@@ -21,14 +21,13 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from tests.graphql_support import T0, SpanWriter, committed, genai_run, ns
-from tests.test_span_rollups import check, refresh, stats, stored
+from tests.test_span_rollups import check, forget_rollups, refresh, stats, stored
 from tracing import rollups
 from tracing.export import PostgresSpanExporter, conninfo_for
 from tracing.models import (
     OTelSpan,
     SpanRollup,
     SpanRollupDirty,
-    SpanRollupRolled,
     SpanRollupSlot,
     SpanRollupSlotted,
 )
@@ -70,9 +69,7 @@ def data(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
             refresh()
         yield
         with django_db_blocker.unblock():
-            for model in (SpanRollup, SpanRollupRolled, SpanRollupDirty, SpanRollupSlot):
-                model.objects.all().delete()
-            SpanRollupSlotted.objects.all().delete()
+            forget_rollups()
 
 
 def span_ranges(after: datetime, before: datetime) -> list[tuple[Any, Any]]:

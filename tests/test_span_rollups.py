@@ -55,6 +55,13 @@ def refresh() -> rollups.RefreshReport:
         return rollups.refresh(conn, LATER)
 
 
+def forget_rollups() -> None:
+    """Every rollup row and mark (a module's committed data is removed after it)."""
+    for model in (SpanRollup, SpanRollupRolled, SpanRollupDirty, SpanRollupSlot):
+        model.objects.all().delete()
+    SpanRollupSlotted.objects.all().delete()
+
+
 @pytest.fixture(scope="module")
 def data(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Built]:
     with committed_dataset(django_db_blocker) as built:
@@ -62,9 +69,7 @@ def data(django_db_setup: Any, django_db_blocker: Any) -> Iterator[Built]:
             refresh()
         yield built
         with django_db_blocker.unblock():
-            for model in (SpanRollup, SpanRollupRolled, SpanRollupDirty, SpanRollupSlot):
-                model.objects.all().delete()
-            SpanRollupSlotted.objects.all().delete()
+            forget_rollups()
 
 
 def stored() -> list[SpanRecord]:

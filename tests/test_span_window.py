@@ -17,15 +17,11 @@ from django.test.utils import CaptureQueriesContext
 
 from tests.graphql_support import SpanWriter, committed, execute, genai_run
 from tests.test_span_rollup_slots import FIRST, spread
-from tests.test_span_rollups import refresh
+from tests.test_span_rollups import forget_rollups, refresh
 from tracing.export import PostgresSpanExporter
 from tracing.models import (
     OTelSpan,
     SpanRollup,
-    SpanRollupDirty,
-    SpanRollupRolled,
-    SpanRollupSlot,
-    SpanRollupSlotted,
 )
 from tracing.read.span_rollups import RollupFilter
 from tracing.read.span_search import span_page
@@ -66,9 +62,7 @@ def data(django_db_setup: Any, django_db_blocker: Any) -> Iterator[None]:
     with committed(django_db_blocker, spread_then_late):
         yield
         with django_db_blocker.unblock():
-            for model in (SpanRollup, SpanRollupRolled, SpanRollupDirty, SpanRollupSlot):
-                model.objects.all().delete()
-            SpanRollupSlotted.objects.all().delete()
+            forget_rollups()
 
 
 def pages(filters: dict[str, Any], first: int) -> list[list[str]]:
