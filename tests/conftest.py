@@ -195,6 +195,13 @@ def live_server_url(django_db_setup: Any, django_db_blocker: Any) -> Iterator[st
     django_db_blocker.restore()
 
 
+@pytest.fixture
+def http(live_server_url: str) -> Iterator[httpx.Client]:
+    """An HTTP client of the live server (the timeout only turns a hang into a failure)."""
+    with httpx.Client(base_url=live_server_url, timeout=30) as client:
+        yield client
+
+
 class JsonLines(logging.Handler):
     """The production formatter and filter, writing to a list instead of stderr."""
 

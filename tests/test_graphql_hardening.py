@@ -5,7 +5,6 @@ user; and a static path climbing out of the static folders is a 404."""
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -19,12 +18,6 @@ from tracing.models import OTelTrace
 pytestmark = pytest.mark.django_db(transaction=True)
 
 TYPENAME = b'{"query": "{ __typename }"'
-
-
-@pytest.fixture
-def http(live_server_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server_url, timeout=30) as client:
-        yield client
 
 
 @pytest.fixture

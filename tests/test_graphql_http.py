@@ -4,7 +4,6 @@ session POSTs, API tokens from ``create_api_token``, and GraphiQL for staff."""
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 
 import httpx
 import pytest
@@ -20,12 +19,6 @@ from tracing.export import PostgresSpanExporter
 pytestmark = pytest.mark.django_db(transaction=True)
 
 QUERY = {"query": "{ traces(first: 5) { totalCount edges { node { id query } } } }"}
-
-
-@pytest.fixture
-def http(live_server_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server_url, timeout=10) as client:
-        yield client
 
 
 @pytest.fixture

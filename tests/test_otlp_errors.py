@@ -36,12 +36,6 @@ QUERY = {"query": "{ traces(first: 1) { totalCount } }"}
 
 
 @pytest.fixture
-def http(live_server_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server_url, timeout=30) as client:
-        yield client
-
-
-@pytest.fixture
 def body() -> bytes:
     return encode_spans(recorded_run(FixedIds(0xF00D))).SerializeToString()
 

@@ -4,7 +4,6 @@ ASGI app under uvicorn: what is stored, in both encodings and gzip, and idempote
 from __future__ import annotations
 
 import gzip
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -37,12 +36,6 @@ PROTOBUF = {"Content-Type": "application/x-protobuf"}
 @pytest.fixture
 def secret() -> str:
     return token()
-
-
-@pytest.fixture
-def http(live_server_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server_url, timeout=30) as client:
-        yield client
 
 
 def _auth(secret: str, **headers: str) -> dict[str, str]:

@@ -6,7 +6,6 @@ from any other connection; nothing is cached while the listener is not listening
 from __future__ import annotations
 
 import io
-from collections.abc import Iterator
 from datetime import datetime, timedelta
 
 import httpx
@@ -23,12 +22,6 @@ from tracing.export import conninfo_for
 pytestmark = pytest.mark.django_db(transaction=True)
 
 FLOOR = {"query": "{ __typename }"}
-
-
-@pytest.fixture
-def http(live_server_url: str) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=live_server_url, timeout=10) as client:
-        yield client
 
 
 def _ask(http: httpx.Client, secret: str) -> int:
