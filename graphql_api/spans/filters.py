@@ -2,7 +2,8 @@
 before any SQL runs. Shared by ``spans`` and ``spanStats`` (the same filters select the
 spans aggregated). Every filter is a condition on a promoted, indexed span column
 (``tracing.models.OTelSpan``), except ``attributes`` (``tracing.read.span_search``) and
-``trace`` (the run's ``TraceFilter``).
+``trace`` (the run's ``TraceFilter``). ``rollup_filter``: the filters as the span
+rollups' keys, when they all are (``spanStats`` from the rollups, ``spans``' windows).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import strawberry_django
 from django.db.models import Q, QuerySet
 from opentelemetry.trace import StatusCode
 from strawberry import Info
+from strawberry.types.base import get_object_definition
 
 from graphql_api.errors import BadArgument, given, parse_trace_id
 from graphql_api.filter_checks import (
@@ -27,6 +29,7 @@ from graphql_api.spans.types import SpanKind, SpanStatus
 from graphql_api.traces.filters import TraceFilter
 from tracing.conventions.semconv import SpanCategory
 from tracing.models import OTelSpan
+from tracing.read.span_rollups import RollupFilter
 from tracing.read.span_search import SortKey, SortOrder, attribute_q
 
 
@@ -141,3 +144,30 @@ def sort_orders(ordering: Sequence[SpanOrder]) -> list[SortOrder]:
                     raise BadArgument(f"ordering names {key.value} twice.")
                 out.append(SortOrder(key, descending=value.name.startswith("DESC")))
     return out
+
+
+# The filters the rollups are keyed by; any other (durations, traceId, attributes, trace,
+# AND/OR/NOT, or one added later) needs the spans themselves.
+_ROLLUP_KEYS = frozenset(
+    ("kind", "name", "model", "tool_name", "status", "started_after", "started_before")
+)
+
+
+def rollup_filter(filters: SpanFilter | None) -> RollupFilter | None:
+    """``filters`` as the rollups' keys, or None when one of them needs the spans."""
+    if filters is None:
+        return RollupFilter()
+    for field in get_object_definition(SpanFilter, strict=True).fields:
+        if field.python_name not in _ROLLUP_KEYS and given(filters, field.python_name) is not None:
+            return None
+    kinds = given(filters, "kind")
+    statuses = given(filters, "status")
+    return RollupFilter(
+        kinds=None if kinds is None else [SpanCategory(v).value for v in kinds],
+        names=given(filters, "name"),
+        models=given(filters, "model"),
+        tools=given(filters, "tool_name"),
+        statuses=None if statuses is None else [StatusCode(v).name for v in statuses],
+        after=given(filters, "started_after"),
+        before=given(filters, "started_before"),
+    )

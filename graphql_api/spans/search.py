@@ -29,9 +29,8 @@ from graphql_api.pagination import (
     page_window,
 )
 from graphql_api.permissions import staff_only
-from graphql_api.spans.filters import SpanFilter, SpanOrder, sort_orders
+from graphql_api.spans.filters import SpanFilter, SpanOrder, rollup_filter, sort_orders
 from graphql_api.spans.schema import asks_tree
-from graphql_api.spans.stats import rollup_filter
 from graphql_api.spans.types import SpanType
 from tracing.models import OTelSpan
 from tracing.read.span_search import BadCursor, check_cursor_values, span_page

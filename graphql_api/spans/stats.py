@@ -19,20 +19,17 @@ from typing import Any
 
 import strawberry
 from asgiref.sync import sync_to_async
-from opentelemetry.trace import StatusCode
 from strawberry import Info
-from strawberry.types.base import get_object_definition
 from strawberry.types.nodes import SelectedField, Selection
 from strawberry_django.filters import apply as apply_filters
 
 from graphql_api.errors import BadArgument, given
 from graphql_api.permissions import staff_only
-from graphql_api.spans.filters import SpanFilter
+from graphql_api.spans.filters import SpanFilter, rollup_filter
 from graphql_api.stats import StatsGroup, bucket_range, headline_stats, time_series_field
-from tracing.conventions.semconv import SpanCategory
 from tracing.models import OTelSpan
 from tracing.read import span_stats as reads
-from tracing.read.span_rollups import SERIES_WIDTH, RollupFilter, SpanSelection
+from tracing.read.span_rollups import SERIES_WIDTH, SpanSelection
 from tracing.read.span_stats import RolledStats
 from tracing.read.stats import Bucket
 
@@ -171,30 +168,3 @@ def _bucket(value: object) -> Bucket | None:
             if name in Bucket.__members__:
                 return Bucket[name]
     return None
-
-
-# The filters the rollups are keyed by; any other (durations, traceId, attributes, trace,
-# AND/OR/NOT, or one added later) needs the spans themselves.
-_ROLLUP_KEYS = frozenset(
-    ("kind", "name", "model", "tool_name", "status", "started_after", "started_before")
-)
-
-
-def rollup_filter(filters: SpanFilter | None) -> RollupFilter | None:
-    """``filters`` as the rollups' keys, or None when one of them needs the spans."""
-    if filters is None:
-        return RollupFilter()
-    for field in get_object_definition(SpanFilter, strict=True).fields:
-        if field.python_name not in _ROLLUP_KEYS and given(filters, field.python_name) is not None:
-            return None
-    kinds = given(filters, "kind")
-    statuses = given(filters, "status")
-    return RollupFilter(
-        kinds=None if kinds is None else [SpanCategory(v).value for v in kinds],
-        names=given(filters, "name"),
-        models=given(filters, "model"),
-        tools=given(filters, "tool_name"),
-        statuses=None if statuses is None else [StatusCode(v).name for v in statuses],
-        after=given(filters, "started_after"),
-        before=given(filters, "started_before"),
-    )
