@@ -1112,11 +1112,12 @@ def test_graphiql_works_offline_and_runs_a_query(live_server_url: str, page: Any
         "/static/graphql_api/graphiql/graphiql@3.8.3/graphiql.min.js" in u for u in requested
     )
 
-    # A query typed into the editor runs against the live endpoint, with the session's CSRF.
-    editor = page.locator(".graphiql-query-editor .CodeMirror").first
-    editor.click()
-    page.keyboard.press("Control+A")
-    page.keyboard.type("{ filterOptions { statuses } }")
+    # A query put into the editor runs against the live endpoint, with the session's CSRF.
+    # Set through the editor's own API: typed keys could reach CodeMirror before it took
+    # the focus (CI once sent "filterOptions { statuses } }" without its first brace).
+    page.locator(".graphiql-query-editor .CodeMirror").first.evaluate(
+        "e => e.CodeMirror.setValue('{ filterOptions { statuses } }')"
+    )
     page.click(".graphiql-execute-button")
     page.wait_for_function(
         "() => document.querySelector('.result-window')?.innerText.includes('filterOptions')"
