@@ -38,6 +38,7 @@ import psycopg
 from asgiref.sync import sync_to_async
 from django.db import transaction
 from django.utils import timezone
+from opentelemetry.instrumentation.utils import suppress_instrumentation
 
 from graphql_api.models import LAST_USED_EVERY, ApiToken, digest
 
@@ -135,6 +136,12 @@ class Listener(threading.Thread):
         self.stopping = threading.Event()
 
     def run(self) -> None:
+        # Its LISTEN and keep-alive statements are no one's request: with psycopg
+        # instrumented they would each be a trace of their own, every POLL_S.
+        with suppress_instrumentation():
+            self._listen()
+
+    def _listen(self) -> None:
         while not self.stopping.is_set():
             try:
                 with psycopg.connect(self._conninfo(), autocommit=True) as conn:

@@ -256,8 +256,10 @@ def test_the_tracing_hook_starts_sentry_from_settings_on_that_provider() -> None
             span.set_attribute("student.email", EMAIL)
         assert provider.force_flush()
 
-        (received,) = receiver.spans
-        assert received.trace_id == format(span.get_span_context().trace_id, "032x")
+        # (the bridge is the process's one: a span another thread ends on the global
+        # provider meanwhile reaches this receiver too, under its own trace id)
+        trace_hex = format(span.get_span_context().trace_id, "032x")
+        (received,) = [s for s in receiver.spans if s.trace_id == trace_hex]
         assert received.name == "lookup [Filtered]"
         assert received.attributes["student.email"] == "[Filtered]"
         # the sibling consumer of the same provider got the original, full text

@@ -12,6 +12,7 @@ import httpx
 import psycopg
 import pytest
 from django.core.management import call_command
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from graphql_api import token_cache
 from graphql_api.models import LAST_USED_EVERY, ApiToken, digest
@@ -147,3 +148,26 @@ def test_last_used_at_is_written_once_per_interval_from_the_cache(
     assert used_at_after(later) == later
     assert used_at_after(later + LAST_USED_EVERY / 2) == later
     assert used_at_after(later + LAST_USED_EVERY * 2) == later + LAST_USED_EVERY * 2
+
+
+def test_the_listener_makes_no_spans(
+    instrumented: bool, recorded_spans: InMemorySpanExporter
+) -> None:
+    # Given psycopg instrumented, and a listener connected since
+    assert instrumented
+    token_cache.stop_listener()
+    first = len(recorded_spans.get_finished_spans())
+    token_cache.start_listener()
+    wait_for(lambda: token_cache.cache.listening, "the token listener to listen")
+    # When it hears two notifications (it runs its keep-alive statement after each one)
+    for _ in range(2):
+        generation = token_cache.cache.generation
+        _elsewhere(f"NOTIFY {token_cache.CHANNEL}")
+        assert token_cache.cache.wait_past(generation, timeout=60), "no notification came"
+    # Then neither its LISTEN nor its keep-alive became a span (a trace of its own each)
+    statements = [
+        str((span.attributes or {}).get("db.statement", ""))
+        for span in recorded_spans.get_finished_spans()[first:]
+    ]
+    assert any(s.startswith("NOTIFY") for s in statements), "psycopg is not instrumented"
+    assert not [s for s in statements if s.startswith("LISTEN") or s == "SELECT 1"]
