@@ -172,15 +172,20 @@ def trace_extents(trace_ids: Sequence[uuid.UUID]) -> dict[uuid.UUID, TraceExtent
     return {row[0]: TraceExtent._make(row) for row in rows}
 
 
+def extent_bounds(extents: Collection[TraceExtent]) -> tuple[datetime, datetime] | None:
+    """The earliest start and latest end of the traces' extents; None when a summary to
+    bound by is missing (read without bounds)."""
+    starts = [e.started_at for e in extents if e.started_at is not None]
+    ends = [e.ended_at for e in extents if e.ended_at is not None]
+    return (min(starts), max(ends)) if starts and ends else None
+
+
 def within(extents: Collection[TraceExtent]) -> Q:
     """Bounds ``started_at`` to the traces' extent, so PostgreSQL plans and reads only the
     day partitions those traces span instead of every day's index (literal bounds let the
     planner prune, which also keeps planning time flat as days accumulate)."""
-    starts = [e.started_at for e in extents if e.started_at is not None]
-    ends = [e.ended_at for e in extents if e.ended_at is not None]
-    if not starts or not ends:
-        return Q()  # no stored summary to bound by: read without bounds
-    return Q(started_at__gte=min(starts), started_at__lte=max(ends))
+    bounds = extent_bounds(extents)
+    return Q(started_at__gte=bounds[0], started_at__lte=bounds[1]) if bounds else Q()
 
 
 def within_traces(trace_ids: Sequence[uuid.UUID]) -> Q:
@@ -189,12 +194,24 @@ def within_traces(trace_ids: Sequence[uuid.UUID]) -> Q:
     return within(trace_extents(trace_ids).values())
 
 
-def _ordered_spans(trace_ids: list[uuid.UUID], bounds: Q) -> list[SpanRecord]:
-    return span_records(
-        OTelSpan.objects.filter(bounds, trace_id__in=trace_ids).order_by(
-            "trace_id", "started_at", "span_id"
+def _ordered_spans(
+    trace_ids: list[uuid.UUID], bounds: tuple[datetime, datetime] | None
+) -> list[SpanRecord]:
+    """The traces' spans by trace, then start, within ``bounds`` (literal, as ``within``
+    gives them). Written in SQL: the ORM took longer to compile this query (~1.9 ms) than
+    PostgreSQL to plan and run it for a trace of 16 spans."""
+    where = "s.trace_id = ANY(%s::uuid[])"
+    params: list[Any] = [trace_ids]
+    if bounds is not None:
+        where += " AND s.started_at >= %s AND s.started_at <= %s"
+        params += bounds
+    with connections[router.db_for_read(OTelSpan)].cursor() as cursor:
+        cursor.execute(
+            f"SELECT {_RAW_SELECTED} FROM tracing_otelspan s WHERE {where} "
+            "ORDER BY s.trace_id, s.started_at, s.span_id",
+            params,
         )
-    )
+        return [record for _, record in _keyed_records(cursor.fetchall())]
 
 
 def spans_by_trace(
@@ -214,13 +231,13 @@ def spans_by_trace(
     missing = [t for t in out if t not in extents]
     if missing:
         extents.update(trace_extents(missing))
-    for span in _ordered_spans(list(out), within(extents.values())):
+    for span in _ordered_spans(list(out), extent_bounds(extents.values())):
         out[span.trace_id].append(span)
     short = [t for t, e in extents.items() if t in out and len(out[t]) < e.span_count]
     if short:
         for trace_id in short:
             out[trace_id] = []
-        for span in _ordered_spans(short, Q()):
+        for span in _ordered_spans(short, None):
             out[span.trace_id].append(span)
     return out
 
