@@ -446,7 +446,8 @@ def delete_copies(conninfo: str, slim: bool) -> None:
 
 def flat_twin(conninfo: str, twin: str) -> None:
     """Make database ``twin``: a copy of the one at ``conninfo`` whose span table is not
-    partitioned (same columns, primary key, indexes; rows copied in start order)."""
+    partitioned (same columns, primary key, indexes; rows in the partitions' physical
+    order)."""
     import psycopg
     from django.db import connection
     from psycopg import sql
@@ -478,7 +479,11 @@ def flat_twin(conninfo: str, twin: str) -> None:
             f"CREATE TABLE flat_span (LIKE {table} INCLUDING DEFAULTS INCLUDING GENERATED "
             "INCLUDING STORAGE INCLUDING COMPRESSION)"
         )
-        conn.execute(f"INSERT INTO flat_span SELECT * FROM {table} ORDER BY started_at")
+        # In the partitions' own physical order (day after day, each as ingest wrote it,
+        # trace by trace): the layout one table fed by the same ingest has. Sorted by start
+        # instead, the twin's newest-first scans read 1/4 of the pages the partitions' do
+        # (a rare attribute: 2,035 buffers against 7,984), a layout no ingest produces.
+        conn.execute(f"INSERT INTO flat_span SELECT * FROM {table}")
         conn.execute(f"DROP TABLE {table} CASCADE")
         conn.execute(f"ALTER TABLE flat_span RENAME TO {table}")
         for name, definition in constraints:
