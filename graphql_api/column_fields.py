@@ -12,7 +12,8 @@ runs, as before. The value is the same one strawberry-django would return: the r
 attribute, serialized by the field's scalar.
 
 Only fields with no resolver, no arguments, no field extensions (permissions), over a
-concrete non-relational column of the type's model, are touched; and, on the plain
+concrete non-relational column of the type's model, are touched, and those whose resolver
+is marked ``reads_no_database`` (a function of the row alone, e.g. ``Trace.id``); and, on the plain
 strawberry types (``Span``, ``GenAi``, edges), the "basic" fields, which strawberry already
 resolves with ``getattr``: for both, ``graphql_api.execution`` completes a scalar value
 without building the field's resolve info.
@@ -21,7 +22,7 @@ without building the field's resolve info.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 import strawberry
 from django.db.models.query_utils import DeferredAttribute
@@ -33,21 +34,61 @@ from strawberry_django.fields.base import StrawberryDjangoFieldBase
 Resolver = Callable[..., Any]
 
 
-def _column(attname: str, fallback: Resolver) -> Resolver:
+ResolverT = TypeVar("ResolverT", bound=Callable[..., Any])
+
+
+def reads_no_database(resolver: ResolverT) -> ResolverT:
+    """Marks a sync resolver ``(self, root)`` that only reads what the row already holds.
+    strawberry-django runs any other sync resolver on a worker thread, in case it queries:
+    one thread hop per row of a page (50 of them for a page of traces' ``id``); and
+    ``read_columns_directly`` reads such a field like a column, from the row."""
+    resolver.is_async_safe = True  # type: ignore[attr-defined]
+    resolver.reads_row = True  # type: ignore[attr-defined]
+    return resolver
+
+
+def _direct(read: Callable[[Any], Any], fallback: Resolver) -> Resolver:
     def resolve(source: Any, info: Any, **kwargs: Any) -> Any:
         try:
-            return source.__dict__[attname]
+            return read(source)
         except (AttributeError, KeyError):
             return fallback(source, info, **kwargs)
 
-    resolve.column = attname  # type: ignore[attr-defined]
+    resolve.read = read  # type: ignore[attr-defined]
     return resolve
 
 
-def column_of(resolver: Resolver | None) -> str | None:
-    """The row attribute a direct column resolver reads (None for any other resolver):
+def _column(attname: str, fallback: Resolver) -> Resolver:
+    def read(source: Any) -> Any:
+        return source.__dict__[attname]
+
+    return _direct(read, fallback)
+
+
+def _of_row(function: Callable[[Any, Any], Any], fallback: Resolver) -> Resolver:
+    def read(source: Any) -> Any:
+        return function(source, source)  # (self, root): strawberry-django passes the row
+
+    return _direct(read, fallback)
+
+
+def row_reader(resolver: Resolver | None) -> Callable[[Any], Any] | None:
+    """How a direct resolver reads its value from the row (None for any other resolver;
+    raises AttributeError or KeyError when the row does not hold it):
     ``graphql_api.execution`` completes such a field without building its ``info``."""
-    return getattr(resolver, "column", None)
+    return getattr(resolver, "read", None)
+
+
+def _row_function(definition: StrawberryDjangoFieldBase) -> Callable[[Any, Any], Any] | None:
+    """The resolver of a field marked ``reads_no_database``, without arguments or
+    extensions; None for any other field."""
+    resolver = definition.base_resolver
+    if resolver is None or definition.arguments or definition.extensions:
+        return None
+    function = resolver.wrapped_func
+    if not callable(function) or not getattr(function, "reads_row", False):
+        return None
+    return function
 
 
 def _column_attname(definition: StrawberryDjangoFieldBase) -> str | None:
@@ -89,11 +130,18 @@ def read_columns_directly(schema: strawberry.Schema) -> list[str]:
             definition = (field.extensions or {}).get(GraphQLCoreConverter.DEFINITION_BACKREF)
             if not isinstance(definition, StrawberryField) or field.args:
                 continue
+            if field.resolve is None:
+                continue
             if isinstance(definition, StrawberryDjangoFieldBase):
+                function = _row_function(definition)
+                if function is not None:
+                    field.resolve = _of_row(function, field.resolve)
+                    changed.append(f"{graphql_type.name}.{name}")
+                    continue
                 attname = _column_attname(definition)
             else:
                 attname = _attribute_name(definition)
-            if attname is None or field.resolve is None:
+            if attname is None:
                 continue
             field.resolve = _column(attname, field.resolve)
             changed.append(f"{graphql_type.name}.{name}")

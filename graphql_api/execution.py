@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 from graphql import GraphQLLeafType, GraphQLNonNull, GraphQLObjectType, Undefined
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
 
-from graphql_api.column_fields import column_of
+from graphql_api.column_fields import row_reader
 
 T = TypeVar("T")
 
@@ -110,16 +110,19 @@ class YieldingExecutor(StrawberryGraphQLCoreExecutionContext):
         path: Any,
         *args: Any,
     ) -> Any:
-        # A column field (graphql_api.column_fields) of a loaded row, scalar or enum: its
-        # value is the row's attribute, coerced, without the resolve info, resolver call
-        # and completion layers graphql-core spends on every field. Any other case (a list,
-        # a null, a value the scalar refuses, a row without the column) takes the general
-        # path, which also reports the errors.
+        # A field read from the row (graphql_api.column_fields: a column, or a function of
+        # the row alone), scalar or enum: its value, coerced, without the resolve info,
+        # resolver call and completion layers graphql-core spends on every field. Any other
+        # case (a list, a null, a value the scalar refuses, a row without the column) takes
+        # the general path, which also reports the errors.
         field_def = self.schema.get_field(parent_type, field_details_list[0].node.name.value)
-        column = column_of(field_def.resolve) if field_def is not None else None
+        read = row_reader(field_def.resolve) if field_def is not None else None
         middleware = self.middleware_manager
-        if column is not None and (middleware is None or not middleware.middlewares):
-            value = getattr(source, "__dict__", {}).get(column)
+        if read is not None and (middleware is None or not middleware.middlewares):
+            try:
+                value = read(source)
+            except (AttributeError, KeyError):  # the general path asks the field's own resolver
+                value = None
             field_type = field_def.type  # type: ignore[union-attr]
             if isinstance(field_type, GraphQLNonNull):
                 field_type = field_type.of_type

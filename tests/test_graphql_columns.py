@@ -1,5 +1,5 @@
 """Column fields read the loaded row directly (``graphql_api.column_fields``): only plain
-columns are touched, a row without the column still gets its value, and the values are
+columns and functions of the row alone are touched, a row without the column still gets its value, and the values are
 those strawberry-django's own resolvers give."""
 
 from __future__ import annotations
@@ -35,10 +35,10 @@ def _trace_field(name: str) -> GraphQLObjectType:
 
 def test_only_plain_columns_are_read_directly() -> None:
     assert {"Trace.status", "Trace.totalDurationMs", "Trace.toolsUsed"} <= set(COLUMN_FIELDS)
+    assert "Trace.id" in COLUMN_FIELDS  # a function of the row alone (reads_no_database)
     assert {"Span.name", "Span.durationMs", "GenAi.model", "SpanEdge.cursor"} <= set(COLUMN_FIELDS)
     # own resolvers, relations, arguments and permission-checked root fields keep theirs
     for kept in (
-        "Trace.id",
         "Trace.spans",
         "Trace.rootSpan",
         "Trace.conversation",

@@ -7,9 +7,8 @@ same number of queries whatever its size.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Any, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import strawberry
 import strawberry_django
@@ -17,6 +16,7 @@ from django.db.models import QuerySet
 from strawberry import Info, Parent
 from strawberry_django.relay import DjangoCursorConnection
 
+from graphql_api.column_fields import reads_no_database
 from graphql_api.context import loaders
 from graphql_api.pagination import BoundedPageMixin
 from graphql_api.spans.schema import placed_span
@@ -28,17 +28,6 @@ from tracing.read.spans import TraceExtent
 
 if TYPE_CHECKING:
     from graphql_api.conversations import ConversationType, MessageType
-
-
-ResolverT = TypeVar("ResolverT", bound=Callable[..., Any])
-
-
-def reads_no_database(resolver: ResolverT) -> ResolverT:
-    """Marks a sync resolver that only reads what the row already holds. strawberry-django
-    runs any other sync resolver on a worker thread, in case it queries: one thread hop per
-    row of a page (50 of them for a page of traces' ``id``)."""
-    resolver.is_async_safe = True  # type: ignore[attr-defined]
-    return resolver
 
 
 @strawberry_django.type(
