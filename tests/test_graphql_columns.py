@@ -1,6 +1,6 @@
 """Column fields read the loaded row directly (``graphql_api.column_fields``): only plain
-columns and functions of the row alone are touched, a row without the column still gets its value, and the values are
-those strawberry-django's own resolvers give."""
+columns and functions of the row alone are touched, a row without the column still gets
+its value, and the values are those strawberry-django's own resolvers give."""
 
 from __future__ import annotations
 

@@ -15,7 +15,8 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
@@ -23,6 +24,7 @@ from functools import reduce
 from operator import and_, or_
 from typing import Any
 
+from django.db import connections, transaction
 from django.db.models import BooleanField, Exists, F, Func, OuterRef, Q, QuerySet, Value
 
 from tracing.conventions import semconv
@@ -286,10 +288,33 @@ def span_page(
             since = window_for(window_keys, before, need)
             if since is None:
                 break
-            bounded = _page(spans.filter(started_at__gte=since), order, after, size)
+            with walking_the_index(spans.db):
+                bounded = _page(spans.filter(started_at__gte=since), order, after, size)
             if bounded.has_next:
                 return bounded
     return _page(spans, order, after, size)
+
+
+@contextmanager
+def walking_the_index(alias: str) -> Iterator[None]:
+    """The page read inside runs with sequential and bitmap scans off (for its own
+    transaction only): PostgreSQL then walks the start-time index newest first and stops
+    at the page's LIMIT. The window was chosen to hold the page, but the planner, guessing
+    few rows match an attribute condition, scanned today's whole partition and sorted it
+    instead (5x the time, and the same cost model picked the index walk on one
+    unpartitioned table: benchmarks/RESULTS.md, "Months of traces"). Inside a caller's
+    transaction the read is left to the planner, as the settings would outlive it."""
+    connection = connections[alias]
+    if connection.in_atomic_block:
+        yield
+        return
+    with transaction.atomic(using=alias):
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT set_config('enable_seqscan', 'off', true), "
+                "set_config('enable_bitmapscan', 'off', true)"
+            )
+        yield
 
 
 def _page(

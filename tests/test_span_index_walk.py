@@ -1,0 +1,93 @@
+"""A span page read from its rollup window walks the start-time index
+(tracing/read/span_search.py, ``walking_the_index``): the bounded read runs in a
+transaction of its own with sequential and bitmap scans off, the settings end with it,
+the fallback read without the bound is the planner's own, and inside a caller's
+transaction nothing is changed (the settings would outlive the read)."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+from django.db import connection, transaction
+from django.test.utils import CaptureQueriesContext
+
+from tests.graphql_support import SpanWriter, genai_run
+from tests.test_span_rollup_slots import FIRST
+from tests.test_span_rollups import refresh
+from tests.test_span_window import bounded_reads
+from tracing.export import PostgresSpanExporter
+from tracing.models import OTelSpan, SpanRollup
+from tracing.read.span_rollups import RollupFilter
+from tracing.read.span_search import span_page, walking_the_index
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+SETTINGS = ("enable_seqscan", "enable_bitmapscan")
+
+
+def _settings() -> tuple[str, ...]:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT " + ", ".join(f"current_setting('{s}')" for s in SETTINGS))
+        return tuple(cursor.fetchone())
+
+
+def _runs(n: int) -> None:
+    w = SpanWriter(PostgresSpanExporter(keep_untagged=True))
+    try:
+        for i in range(n):
+            genai_run(
+                w,
+                started=FIRST + timedelta(minutes=7 * i),
+                query=f"q{i}",
+                model="gpt-4o",
+                duration_ms=40.0,
+                tools=[],
+            )
+    finally:
+        w.shutdown()
+    refresh()
+
+
+def _position(queries: list[dict[str, str]], text: str) -> list[int]:
+    return [i for i, q in enumerate(queries) if text in q["sql"]]
+
+
+def test_the_window_read_walks_the_index_in_a_transaction_of_its_own() -> None:
+    _runs(12)
+    expected = span_page(OTelSpan.objects.all(), [], None, 5)
+    with CaptureQueriesContext(connection) as ctx:
+        got = span_page(OTelSpan.objects.all(), [], None, 5, RollupFilter())
+    assert [r.span_id for _, r in got.spans] == [r.span_id for _, r in expected.spans]
+    queries = ctx.captured_queries
+    assert bounded_reads(queries) == [True]
+    (hint,) = _position(queries, "set_config('enable_seqscan', 'off', true)")
+    (read,) = _position(queries, 'FROM "tracing_otelspan"')
+    assert hint < read
+    assert _settings() == ("on", "on")  # ended with the read's transaction
+
+
+def test_the_read_again_without_the_bound_is_left_to_the_planner() -> None:
+    _runs(6)
+    SpanRollup.objects.filter(width=1).update(span_count=10_000)  # the window falls short
+    with CaptureQueriesContext(connection) as ctx:
+        page = span_page(OTelSpan.objects.all(), [], None, 40, RollupFilter())
+    assert not page.has_next
+    queries = ctx.captured_queries
+    assert bounded_reads(queries) == [True, False]
+    (hint,) = _position(queries, "set_config('enable_seqscan'")
+    bounded, unbounded = _position(queries, 'FROM "tracing_otelspan"')
+    assert hint < bounded < unbounded
+
+
+def test_inside_a_callers_transaction_nothing_is_changed() -> None:
+    with transaction.atomic():
+        with walking_the_index("default"):
+            assert _settings() == ("on", "on")
+        assert _settings() == ("on", "on")
+
+
+def test_on_its_own_the_settings_hold_only_within() -> None:
+    with walking_the_index("default"):
+        assert _settings() == ("off", "off")
+    assert _settings() == ("on", "on")
