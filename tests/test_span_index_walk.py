@@ -1,8 +1,10 @@
-"""A span page read from its rollup window walks the start-time index
-(tracing/read/span_search.py, ``walking_the_index``): the bounded read runs in a
-transaction of its own with sequential and bitmap scans off, the settings end with it,
-the fallback read without the bound is the planner's own, and inside a caller's
-transaction nothing is changed (the settings would outlive the read)."""
+"""A span page read from a wide window (filters that are not rollup keys) walks the
+start-time index (tracing/read/span_search.py, ``walking_the_index``): the bounded read
+runs in a transaction of its own with sequential and bitmap scans off, the settings end
+with it, the fallback read without the bound is the planner's own, a page under rollup
+keys is left to the planner, and inside a caller's transaction nothing is changed (the
+settings would outlive the read). The windows' sizes are the module's thresholds, made
+small here: a dozen runs stand for the 20,000 and 400,000 spans."""
 
 from __future__ import annotations
 
@@ -18,10 +20,19 @@ from tests.test_span_rollups import refresh
 from tests.test_span_window import bounded_reads
 from tracing.export import PostgresSpanExporter
 from tracing.models import OTelSpan, SpanRollup
+from tracing.read import span_search
 from tracing.read.span_rollups import RollupFilter
 from tracing.read.span_search import span_page, walking_the_index
 
 pytestmark = pytest.mark.django_db(transaction=True)
+
+HINT = "set_config('enable_seqscan', 'off', true)"
+
+
+@pytest.fixture(autouse=True)
+def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(span_search, "WIDE_NEEDS", (20, 40))
+
 
 SETTINGS = ("enable_seqscan", "enable_bitmapscan")
 
@@ -57,11 +68,11 @@ def test_the_window_read_walks_the_index_in_a_transaction_of_its_own() -> None:
     _runs(12)
     expected = span_page(OTelSpan.objects.all(), [], None, 5)
     with CaptureQueriesContext(connection) as ctx:
-        got = span_page(OTelSpan.objects.all(), [], None, 5, RollupFilter())
+        got = span_page(OTelSpan.objects.all(), [], None, 5, widen=True)
     assert [r.span_id for _, r in got.spans] == [r.span_id for _, r in expected.spans]
     queries = ctx.captured_queries
     assert bounded_reads(queries) == [True]
-    (hint,) = _position(queries, "set_config('enable_seqscan', 'off', true)")
+    (hint,) = _position(queries, HINT)
     (read,) = _position(queries, 'FROM "tracing_otelspan"')
     assert hint < read
     assert _settings() == ("on", "on")  # ended with the read's transaction
@@ -69,15 +80,23 @@ def test_the_window_read_walks_the_index_in_a_transaction_of_its_own() -> None:
 
 def test_the_read_again_without_the_bound_is_left_to_the_planner() -> None:
     _runs(6)
-    SpanRollup.objects.filter(width=1).update(span_count=10_000)  # the window falls short
+    SpanRollup.objects.filter(width=1).update(span_count=10_000)  # the windows fall short
     with CaptureQueriesContext(connection) as ctx:
-        page = span_page(OTelSpan.objects.all(), [], None, 40, RollupFilter())
+        page = span_page(OTelSpan.objects.all(), [], None, 40, widen=True)
     assert not page.has_next
     queries = ctx.captured_queries
-    assert bounded_reads(queries) == [True, False]
-    (hint,) = _position(queries, "set_config('enable_seqscan'")
-    bounded, unbounded = _position(queries, 'FROM "tracing_otelspan"')
-    assert hint < bounded < unbounded
+    assert bounded_reads(queries) == [True, True, False]  # both windows, then no bound
+    first_hint, second_hint = _position(queries, HINT)
+    first, second, unbounded = _position(queries, 'FROM "tracing_otelspan"')
+    assert first_hint < first < second_hint < second < unbounded
+
+
+def test_a_page_under_rollup_keys_is_left_to_the_planner() -> None:
+    _runs(12)
+    with CaptureQueriesContext(connection) as ctx:
+        span_page(OTelSpan.objects.all(), [], None, 5, RollupFilter())
+    assert bounded_reads(ctx.captured_queries) == [True]
+    assert _position(ctx.captured_queries, HINT) == []
 
 
 def test_inside_a_callers_transaction_nothing_is_changed() -> None:
