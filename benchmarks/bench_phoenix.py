@@ -215,7 +215,7 @@ def main() -> None:
                         phoenix_peer.project_id(http), ids, MODELS, TOOLS
                     )
                     targets.append((peer, ProcessCpu(phoenix_pid)))
-                notes.append(f"load average before measuring {os.getloadavg()[0]:.2f}")
+                loads = [os.getloadavg()[0]]
                 for case in cases(sample):
                     counted = [our_rows(_ask(client, case.query, case.variables[0]))]
                     if peer:
@@ -226,7 +226,11 @@ def main() -> None:
                     print(f"{case.name}: rows {' / '.join(map(str, counted))}{differ}")
                     rows.append(counted)
                     results.append(measure(targets, case, args.requests, args.warmup))
-                notes.append(f"after {os.getloadavg()[0]:.2f}")
+                    loads.append(os.getloadavg()[0])
+                notes.append(
+                    "1-minute load average before each question and at the end: "
+                    + ", ".join(f"{load:.2f}" for load in loads)
+                )
         finally:
             revoke()
     print("\n".join(report(machine, traces, stored, args, notes, results, rows)))
