@@ -142,45 +142,45 @@ def version(python: str) -> str:
 def running_phoenix(python: str, store: str) -> Iterator[tuple[str, int]]:
     """``phoenix serve`` on free loopback ports (HTTP and gRPC) over ``store``, its
     telemetry and external resources off, logging warnings only (no access log, like our
-    server); yields its base URL and process id. Its output goes to a temporary file,
-    shown when it fails to start."""
+    server); yields its base URL and process id. Its working directory and output are
+    temporary (the output is shown when it fails to start)."""
     from bench_query import _free_port, wait_listening
 
     port = _free_port()
-    workdir = tempfile.mkdtemp(prefix="phoenix-bench-")
-    env = {
-        **os.environ,
-        "PHOENIX_SQL_DATABASE_URL": store,
-        "PHOENIX_HOST": "127.0.0.1",
-        "PHOENIX_PORT": str(port),
-        "PHOENIX_GRPC_PORT": str(_free_port()),
-        "PHOENIX_WORKING_DIR": workdir,
-        "PHOENIX_TELEMETRY_ENABLED": "false",
-        "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
-        "PHOENIX_DISABLE_AGENT_ASSISTANT": "true",
-        "PHOENIX_LOGGING_LEVEL": "warning",
-        "PHOENIX_DB_LOGGING_LEVEL": "warning",
-        "PHOENIX_LOG_MIGRATIONS": "false",
-    }
-    log_path = Path(workdir) / "phoenix.log"
-    with log_path.open("wb") as log:
-        proc = subprocess.Popen(
-            [python, "-m", "phoenix.server.main", "serve"],
-            env=env,
-            cwd=workdir,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-        )
-        try:
+    with tempfile.TemporaryDirectory(prefix="phoenix-bench-") as workdir:
+        env = {
+            **os.environ,
+            "PHOENIX_SQL_DATABASE_URL": store,
+            "PHOENIX_HOST": "127.0.0.1",
+            "PHOENIX_PORT": str(port),
+            "PHOENIX_GRPC_PORT": str(_free_port()),
+            "PHOENIX_WORKING_DIR": workdir,
+            "PHOENIX_TELEMETRY_ENABLED": "false",
+            "PHOENIX_ALLOW_EXTERNAL_RESOURCES": "false",
+            "PHOENIX_DISABLE_AGENT_ASSISTANT": "true",
+            "PHOENIX_LOGGING_LEVEL": "warning",
+            "PHOENIX_DB_LOGGING_LEVEL": "warning",
+            "PHOENIX_LOG_MIGRATIONS": "false",
+        }
+        log_path = Path(workdir) / "phoenix.log"
+        with log_path.open("wb") as log:
+            proc = subprocess.Popen(
+                [python, "-m", "phoenix.server.main", "serve"],
+                env=env,
+                cwd=workdir,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+            )
             try:
-                wait_listening(proc, port, seconds=300)  # migrations first on a new store
-            except RuntimeError:
-                print(log_path.read_text()[-3000:], flush=True)
-                raise
-            yield f"http://127.0.0.1:{port}", proc.pid
-        finally:
-            proc.terminate()
-            proc.wait(timeout=30)
+                try:
+                    wait_listening(proc, port, seconds=300)  # migrations first on a new store
+                except RuntimeError:
+                    print(log_path.read_text()[-3000:], flush=True)
+                    raise
+                yield f"http://127.0.0.1:{port}", proc.pid
+            finally:
+                proc.terminate()
+                proc.wait(timeout=30)
 
 
 # --- ingest ------------------------------------------------------------------------------
