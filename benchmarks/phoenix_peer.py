@@ -108,12 +108,15 @@ def drop_store(url: str, create: bool = False) -> None:
             Path(f"{path}{extra}").unlink(missing_ok=True)
         return
     import psycopg
+    from psycopg import sql
 
     admin, name = _admin_and_name(url)
     with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        conn.execute(
+            sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+        )
         if create:
-            conn.execute(f'CREATE DATABASE "{name}"')
+            conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
 def analyze(url: str) -> None:
@@ -180,7 +183,11 @@ def running_phoenix(python: str, store: str) -> Iterator[tuple[str, int]]:
                 yield f"http://127.0.0.1:{port}", proc.pid
             finally:
                 proc.terminate()
-                proc.wait(timeout=30)
+                try:
+                    proc.wait(timeout=30)
+                except subprocess.TimeoutExpired:
+                    proc.kill()
+                    proc.wait(timeout=30)
 
 
 # --- ingest ------------------------------------------------------------------------------

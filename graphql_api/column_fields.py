@@ -21,6 +21,7 @@ without building the field's resolve info.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 from typing import Any, TypeVar
 
@@ -88,6 +89,9 @@ def _row_function(definition: StrawberryDjangoFieldBase) -> Callable[[Any, Any],
     function = resolver.wrapped_func
     if not callable(function) or not getattr(function, "reads_row", False):
         return None
+    parameters = list(inspect.signature(function).parameters)
+    if resolver.is_async or len(parameters) != 2:
+        raise TypeError(f"reads_no_database resolvers take (self, root): {function!r}")
     return function
 
 

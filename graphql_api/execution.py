@@ -121,7 +121,7 @@ class YieldingExecutor(StrawberryGraphQLCoreExecutionContext):
         if read is not None and (middleware is None or not middleware.middlewares):
             try:
                 value = read(source)
-            except (AttributeError, KeyError):  # the general path asks the field's own resolver
+            except Exception:  # the general path runs the field's resolver, reports errors
                 value = None
             field_type = field_def.type  # type: ignore[union-attr]
             if isinstance(field_type, GraphQLNonNull):

@@ -8,8 +8,11 @@ import uuid
 from datetime import UTC, datetime
 
 import pytest
+import strawberry
+import strawberry_django
 from graphql import GraphQLObjectType
 
+from graphql_api.column_fields import read_columns_directly, reads_no_database
 from graphql_api.schema import COLUMN_FIELDS, schema
 from tests.graphql_support import execute
 from tracing.models import OTelTrace
@@ -107,3 +110,25 @@ def test_a_row_without_the_column_gets_it_from_the_fields_own_resolver() -> None
     value = _trace_field("status").resolve(deferred, None)  # type: ignore[attr-defined]
 
     assert value == "completed"
+
+
+@strawberry_django.type(OTelTrace, name="BadTrace")
+class BadTrace:
+    @strawberry_django.field
+    @reads_no_database
+    def short_id(self, root: strawberry.Parent[OTelTrace], info: strawberry.Info) -> str:
+        return root.id.hex[:8]
+
+
+@strawberry.type(name="BadQuery")
+class BadQuery:
+    @strawberry.field
+    def bad(self) -> BadTrace | None:
+        return None
+
+
+def test_a_row_function_must_take_self_and_root() -> None:
+    # A marked resolver the fast path could not call as (row, row): refused when the
+    # schema is built, not at request time.
+    with pytest.raises(TypeError, match=r"reads_no_database resolvers take \(self, root\)"):
+        read_columns_directly(strawberry.Schema(query=BadQuery))

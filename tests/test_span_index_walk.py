@@ -9,6 +9,7 @@ small here: a dozen runs stand for the 20,000 and 400,000 spans."""
 from __future__ import annotations
 
 from datetime import timedelta
+from typing import Any
 
 import pytest
 from django.db import connection, transaction
@@ -32,6 +33,20 @@ HINT = "set_config('enable_seqscan', 'off', true)"
 @pytest.fixture(autouse=True)
 def small_windows(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(span_search, "WIDE_NEEDS", (20, 40))
+
+
+@pytest.fixture
+def read_with(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, ...]]:
+    """The two settings in force as each page read of ``span_page`` runs."""
+    seen: list[tuple[str, ...]] = []
+    page = span_search._page
+
+    def recorded(*args: Any) -> Any:
+        seen.append(_settings())
+        return page(*args)
+
+    monkeypatch.setattr(span_search, "_page", recorded)
+    return seen
 
 
 SETTINGS = ("enable_seqscan", "enable_bitmapscan")
@@ -64,7 +79,9 @@ def _position(queries: list[dict[str, str]], text: str) -> list[int]:
     return [i for i, q in enumerate(queries) if text in q["sql"]]
 
 
-def test_the_window_read_walks_the_index_in_a_transaction_of_its_own() -> None:
+def test_the_window_read_walks_the_index_in_a_transaction_of_its_own(
+    read_with: list[tuple[str, ...]],
+) -> None:
     _runs(12)
     expected = span_page(OTelSpan.objects.all(), [], None, 5)
     with CaptureQueriesContext(connection) as ctx:
@@ -75,10 +92,13 @@ def test_the_window_read_walks_the_index_in_a_transaction_of_its_own() -> None:
     (hint,) = _position(queries, HINT)
     (read,) = _position(queries, 'FROM "tracing_otelspan"')
     assert hint < read
+    assert read_with[-1] == ("off", "off")  # the read itself ran with them
     assert _settings() == ("on", "on")  # ended with the read's transaction
 
 
-def test_the_read_again_without_the_bound_is_left_to_the_planner() -> None:
+def test_the_read_again_without_the_bound_is_left_to_the_planner(
+    read_with: list[tuple[str, ...]],
+) -> None:
     _runs(6)
     SpanRollup.objects.filter(width=1).update(span_count=10_000)  # the windows fall short
     with CaptureQueriesContext(connection) as ctx:
@@ -89,14 +109,18 @@ def test_the_read_again_without_the_bound_is_left_to_the_planner() -> None:
     first_hint, second_hint = _position(queries, HINT)
     first, second, unbounded = _position(queries, 'FROM "tracing_otelspan"')
     assert first_hint < first < second_hint < second < unbounded
+    assert read_with == [("off", "off"), ("off", "off"), ("on", "on")]
 
 
-def test_a_page_under_rollup_keys_is_left_to_the_planner() -> None:
+def test_a_page_under_rollup_keys_is_left_to_the_planner(
+    read_with: list[tuple[str, ...]],
+) -> None:
     _runs(12)
     with CaptureQueriesContext(connection) as ctx:
         span_page(OTelSpan.objects.all(), [], None, 5, RollupFilter())
     assert bounded_reads(ctx.captured_queries) == [True]
     assert _position(ctx.captured_queries, HINT) == []
+    assert read_with == [("on", "on")]
 
 
 def test_inside_a_callers_transaction_nothing_is_changed() -> None:

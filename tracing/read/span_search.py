@@ -6,9 +6,11 @@ names coming from the one alias table (``tracing.conventions.semconv.ALIASES``):
 condition on ``llm.model`` matches spans stored with ``gen_ai.request.model`` and the
 reverse. ``spans_having`` is the same for a run ("the run has a span matching each").
 
-``span_page`` reads one keyset page in ONE query, whatever its size: the filters, the
+``span_page`` reads one keyset page in one query whatever its size: the filters, the
 "after the cursor" condition (with a bound on the leading key, so the page starts in the
-index where the cursor points) and ``LIMIT size + 1`` to learn whether more follow.
+index where the cursor points) and ``LIMIT size + 1`` to learn whether more follow; a
+newest-first page first from the window the rollups say holds it (a fixed number of
+queries more, ``span_page``).
 """
 
 from __future__ import annotations
@@ -266,12 +268,13 @@ def span_page(
     widen: bool = False,
     trace: uuid.UUID | None = None,
 ) -> SpanPage:
-    """One page of ``spans`` in ``order`` after the cursor ``after`` (its values): ONE
+    """One page of ``spans`` in ``order`` after the cursor ``after`` (its values): one
     query. A newest-first page is read from the newest window the rollups say holds it
     (``span_window``: one small query more, kept a minute; the page read again unbounded
     should the window fall short): with ``keys`` (the filters as rollup keys, when they
     all are) a window holding the page's matching spans; with ``widen`` instead, windows
-    holding ``WIDE_NEEDS`` spans of any kind, tried in turn. ``trace``: the one trace the
+    holding ``WIDE_NEEDS`` spans of any kind, tried in turn, each read walking the
+    start-time index (``walking_the_index``). ``trace``: the one trace the
     filters ask for, whose row bounds the read to the day partitions its spans are in
     (one small query)."""
     order = order or NEWEST_FIRST
@@ -301,14 +304,16 @@ def span_page(
 def walking_the_index(alias: str) -> Iterator[None]:
     """The page read inside runs with sequential and bitmap scans off (for its own
     transaction only): PostgreSQL then walks the start-time index newest first and stops
-    at the page's LIMIT. Used for the wide windows of filters that are not rollup keys:
+    at the page's LIMIT (three statements more: BEGIN, the settings, COMMIT). Used for the
+    wide windows of filters that are not rollup keys:
     the window was chosen to hold the page, but the planner, guessing few rows match an
     attribute condition, scanned today's whole partition and sorted it
     instead (5x the time, and the same cost model picked the index walk on one
     unpartitioned table: benchmarks/RESULTS.md, "Months of traces"). Inside a caller's
-    transaction the read is left to the planner, as the settings would outlive it."""
+    transaction (or without autocommit) the read is left to the planner, as the settings
+    would outlive it."""
     connection = connections[alias]
-    if connection.in_atomic_block:
+    if connection.in_atomic_block or not connection.get_autocommit():
         yield
         return
     with transaction.atomic(using=alias):

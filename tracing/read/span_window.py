@@ -69,8 +69,9 @@ def window_for(f: RollupFilter, before: datetime | None, need: int) -> datetime 
 def newest_window(f: RollupFilter, before: datetime | None, need: int) -> datetime | None:
     """The start of the newest hours (before ``before``, if given) that hold at least
     ``need`` spans matching ``f`` by the hour rollups; None when the ``MAX_HOURS`` hours
-    up to the newest rolled hour hold fewer: read without a bound then. Walks the (width,
-    start) index backwards, summing each hour's rows."""
+    up to the newest rolled hour hold fewer: read without a bound then. Reads those hours'
+    rows through the (width, start) index and sums them per hour (~2.5 ms at 10M spans,
+    ~60 rows an hour; kept a minute by ``window_for``)."""
     newest = "SELECT max(m.start) FROM {table} AS m WHERE m.width = 1"
     where, params = keys_where(f, ["r.width = 1"], [])
     tail: list[datetime] = []

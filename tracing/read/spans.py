@@ -270,9 +270,9 @@ def root_spans(
     without one, only the candidates (parentless or orphan spans, and spans named like an
     agent run) are read and ``pick_root`` decides among them. The traces' extent bounds the
     day partitions read: literally for the planner, and per trace at run time."""
-    starts = [t[2] for t in traces if t[2] is not None]
-    ends = [t[3] for t in traces if t[3] is not None]
-    window = Q(started_at__gte=min(starts), started_at__lte=max(ends)) if starts and ends else Q()
+    extents = [TraceExtent(t[0], t[2], t[3], 0) for t in traces]
+    bounds = extent_bounds(extents)
+    window = within(extents)
     found: dict[uuid.UUID, SpanRecord | None] = {t[0]: None for t in traces}
     keys = [t for t in traces if t[1]]
     if keys:
@@ -281,7 +281,7 @@ def root_spans(
         # time). A join to the trace rows instead let the planner hash-join every
         # partition of the window: 10x slower for a page spread over 90 days.
         never, ever = datetime.min.replace(tzinfo=UTC), datetime.max.replace(tzinfo=UTC)
-        lo, hi = (min(starts), max(ends)) if starts and ends else (never, ever)
+        lo, hi = bounds or (never, ever)
         with connections[router.db_for_read(OTelSpan)].cursor() as cursor:
             cursor.execute(
                 f"SELECT {_RAW_SELECTED} FROM unnest(%s::uuid[], %s::varchar[], "
