@@ -292,7 +292,7 @@ def span_page(
             if since is None:
                 break
             # Filters on the rollup keys are columns with statistics: the planner's own
-            # plan serves them, without the hint's two round trips.
+            # plan serves them, without the hint's three round trips.
             with walking_the_index(spans.db) if keys is None else nullcontext():
                 bounded = _page(spans.filter(started_at__gte=since), order, after, size)
             if bounded.has_next:
