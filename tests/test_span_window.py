@@ -25,7 +25,7 @@ from tracing.models import (
 )
 from tracing.read.span_rollups import RollupFilter
 from tracing.read.span_search import span_page
-from tracing.read.span_window import window_for
+from tracing.read.span_window import newest_window, window_for
 
 pytestmark = pytest.mark.django_db
 
@@ -162,3 +162,32 @@ def test_the_window_is_kept_and_a_kept_window_that_falls_short_changes_nothing(
     ]
     assert len(after.spans) == 40
     assert bounded_reads(ctx.captured_queries) == [True, False]
+
+
+def test_an_hour_of_many_groups_counts_whole() -> None:
+    # Three hours of 300 group rows (kind x name x ...) of one span each: the window for
+    # 700 spans starts at the third hour back. Read row by row under a cap of a few hundred
+    # rows, the lookup found no window and the page fell back to the unbounded read.
+    newest = FIRST.replace(minute=0) + timedelta(days=30)
+    SpanRollup.objects.bulk_create(
+        SpanRollup(
+            width=1,
+            start=newest - timedelta(hours=h),
+            kind="tool",
+            name=f"execute_tool t{g}",
+            model=None,
+            tool_name=f"t{g}",
+            status_code="UNSET",
+            span_count=1,
+            input_tokens=0,
+            output_tokens=0,
+            duration_min=1.0,
+            duration_max=1.0,
+            duration_buckets=[1],
+            duration_counts=[1],
+        )
+        for h in range(3)
+        for g in range(300)
+    )
+    assert newest_window(RollupFilter(), None, 700) == newest - timedelta(hours=2)
+    assert newest_window(RollupFilter(), None, 901) is None

@@ -292,7 +292,7 @@ def span_page(
             if since is None:
                 break
             # Filters on the rollup keys are columns with statistics: the planner's own
-            # plan serves them, without the hint's three round trips.
+            # plan serves them, without the hint's three statements.
             with walking_the_index(spans.db) if keys is None else nullcontext():
                 bounded = _page(spans.filter(started_at__gte=since), order, after, size)
             if bounded.has_next:
@@ -305,13 +305,12 @@ def walking_the_index(alias: str) -> Iterator[None]:
     """The page read inside runs with sequential and bitmap scans off (for its own
     transaction only): PostgreSQL then walks the start-time index newest first and stops
     at the page's LIMIT (three statements more: BEGIN, the settings, COMMIT). Used for the
-    wide windows of filters that are not rollup keys:
-    the window was chosen to hold the page, but the planner, guessing few rows match an
-    attribute condition, scanned today's whole partition and sorted it
-    instead (5x the time, and the same cost model picked the index walk on one
-    unpartitioned table: benchmarks/RESULTS.md, "Months of traces"). Inside a caller's
-    transaction (or without autocommit) the read is left to the planner, as the settings
-    would outlive it."""
+    wide windows of filters that are not rollup keys: the window was chosen to hold the
+    page, but the planner, guessing few rows match an attribute condition, scanned today's
+    whole partition and sorted it instead (5x the time, where the same cost model walks the
+    index on one unpartitioned table: benchmarks/RESULTS.md, "Months of traces"). Inside a
+    caller's transaction (or without autocommit) the read is left to the planner, as the
+    settings would outlive it."""
     connection = connections[alias]
     if connection.in_atomic_block or not connection.get_autocommit():
         yield
